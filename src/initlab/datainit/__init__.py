@@ -1,0 +1,1 @@
+"""initlab.datainit (under construction)."""

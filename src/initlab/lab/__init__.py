@@ -1,0 +1,1 @@
+"""The lab: data sets, model specs, trainers, experiments, claims and reports."""

@@ -1,0 +1,1 @@
+"""initlab.plan (under construction)."""

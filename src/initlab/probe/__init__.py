@@ -1,0 +1,1 @@
+"""initlab.probe (under construction)."""

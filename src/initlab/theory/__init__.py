@@ -1,0 +1,1 @@
+"""initlab.theory (under construction)."""
