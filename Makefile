@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[lab,dev,fast]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[lab,dev,fast,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -24,6 +24,15 @@ from initlab.schemes.basic import (
 )
 from initlab.schemes.fans import LAYOUTS, Fans, fans, torch_fans
 from initlab.schemes.gains import activation_function, gain, gaussian_expectation
+from initlab.schemes.presets import FlaxDefault, KerasDefault, LasagneDefault, TorchDefault
+from initlab.schemes.structured import (
+    DeltaOrthogonal,
+    Dirac,
+    Identity,
+    Orthogonal,
+    Sparse,
+    ZeroHadamard,
+)
 from initlab.schemes.variance import (
     GlorotNormal,
     GlorotTruncatedNormal,
@@ -55,6 +64,16 @@ normal = Normal
 uniform = Uniform
 small_random = SmallRandom
 truncated_normal = TruncatedNormal
+orthogonal = Orthogonal
+sparse = Sparse
+identity = eye = Identity
+dirac = Dirac
+delta_orthogonal = DeltaOrthogonal
+zero_hadamard = ZeroHadamard
+torch_default = TorchDefault
+keras_default = KerasDefault
+flax_default = FlaxDefault
+lasagne_default = LasagneDefault
 
 __all__ = [
     "Description",
@@ -111,4 +130,25 @@ __all__ = [
     "uniform",
     "small_random",
     "truncated_normal",
+    "DeltaOrthogonal",
+    "Dirac",
+    "Identity",
+    "Orthogonal",
+    "Sparse",
+    "ZeroHadamard",
+    "FlaxDefault",
+    "KerasDefault",
+    "LasagneDefault",
+    "TorchDefault",
+    "orthogonal",
+    "sparse",
+    "identity",
+    "eye",
+    "dirac",
+    "delta_orthogonal",
+    "zero_hadamard",
+    "torch_default",
+    "keras_default",
+    "flax_default",
+    "lasagne_default",
 ]

@@ -130,8 +130,10 @@ class Initializer:
     """Base of every scheme.
 
     Subclasses are frozen dataclasses that set ``name``, ``formula`` and
-    ``reference`` and implement ``_fill_`` (write values into a float32 or
-    float64 buffer) and ``moments`` (the promised mean/std for a shape).
+    ``reference`` and implement ``_fill_`` (write values into a contiguous
+    float32 or float64 buffer; ``_fill_with_layout_`` when the layout and
+    groups matter, as for orthogonal or dirac) and ``moments`` (the promised
+    mean/std for a shape).
     ``uses_fans`` says whether the layout matters to the scheme; schemes that
     ignore fans accept any rank.
     """
@@ -154,6 +156,21 @@ class Initializer:
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         """Raise ValueError if the scheme cannot fill ``shape`` (e.g. orthogonal on 1-D)."""
 
+    def _fill_with_layout_(
+        self,
+        out: torch.Tensor,
+        layout: LayoutLike,
+        groups: int,
+        fans: Fans | None,
+        generator: GeneratorLike,
+    ) -> None:
+        """Fill the contiguous float32/float64 ``out``; schemes that need the layout override this."""
+        self._fill_(out, fans, generator)
+
+    def distribution_for(self, shape: Sequence[int], layout: LayoutLike = "linear") -> str:
+        """The distribution used for ``shape`` (presets pick one per kind of tensor)."""
+        return self.distribution
+
     # -- public API ----------------------------------------------------------------
     def fans_of(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans | None:
         """The fans this scheme uses for ``shape`` (None when it ignores them)."""
@@ -174,8 +191,8 @@ class Initializer:
         """Fill ``tensor`` in place under ``torch.no_grad()`` and return it.
 
         Values are computed in float32 (float64 for float64 tensors) and cast,
-        so bf16/fp16 tensors get the same distribution. Zero-element tensors
-        are returned unchanged.
+        so bf16/fp16 tensors get the same distribution. Zero-element and meta
+        tensors are returned unchanged (after the layout is checked).
         """
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
@@ -184,14 +201,14 @@ class Initializer:
         shape = tuple(tensor.shape)
         scheme_fans = self.fans_of(shape, layout, groups)
         self.check_shape(shape, layout, groups)
-        if tensor.numel() == 0:
+        if tensor.numel() == 0 or tensor.is_meta:
             return tensor
         with torch.no_grad():
             if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous():
-                self._fill_(tensor, scheme_fans, generator)
+                self._fill_with_layout_(tensor, layout, groups, scheme_fans, generator)
             else:
                 buffer = torch.empty(shape, dtype=_compute_dtype(tensor.dtype), device=tensor.device)
-                self._fill_(buffer, scheme_fans, generator)
+                self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
                 tensor.copy_(buffer)
         return tensor
 
@@ -212,9 +229,9 @@ class Initializer:
         scheme_fans = self.fans_of(dims, layout, groups)
         self.check_shape(dims, layout, groups)
         buffer = torch.empty(dims, dtype=_compute_dtype(dtype), device=device)
-        if buffer.numel() > 0:
+        if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
-                self._fill_(buffer, scheme_fans, generator)
+                self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
         return buffer if buffer.dtype == dtype else buffer.to(dtype)
 
     def numpy(
@@ -254,7 +271,7 @@ class Initializer:
             expected_mean=stats.mean,
             expected_std=stats.std,
             bounds=stats.bounds,
-            distribution=self.distribution,
+            distribution=self.distribution_for(dims, layout),
             formula=self.formula,
             reference=self.reference,
         )

@@ -23,16 +23,20 @@ class _FanFree(Initializer):
 
 
 class _ConstantValue(_FanFree):
-    value: float
     distribution = "constant"
     formula = "w = value"
     reference = "symmetry: identical units get identical gradients (Rumelhart, Hinton & Williams 1986)"
 
+    @property
+    def constant(self) -> float:
+        """The value every element gets."""
+        return float(getattr(self, "value"))  # noqa: B009  (a field in Constant, a class constant otherwise)
+
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
-        out.fill_(self.value)
+        out.fill_(self.constant)
 
     def moments(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Moments:
-        return Moments(mean=self.value, std=0.0, bounds=(self.value, self.value))
+        return Moments(mean=self.constant, std=0.0, bounds=(self.constant, self.constant))
 
 
 @register
@@ -55,6 +59,7 @@ class Zeros(_ConstantValue):
 
     value: ClassVar[float] = 0.0
     name = "zeros"
+    formula = "w = 0"
 
 
 @register
@@ -64,6 +69,7 @@ class Ones(_ConstantValue):
 
     value: ClassVar[float] = 1.0
     name = "ones"
+    formula = "w = 1"
 
 
 @register

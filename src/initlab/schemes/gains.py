@@ -86,7 +86,7 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return nn.functional.gelu(x, approximate="tanh")
 
 
-# name -> (function(x, param), default parameter or None, torch-table gain or None)
+# name -> (function(x, param), default parameter or None)
 ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor, float], torch.Tensor], float | None]] = {
     "linear": (lambda x, p: x, None),
     "identity": (lambda x, p: x, None),
@@ -129,7 +129,7 @@ _TORCH_TABLE: dict[str, Callable[[float], float]] = {
     "sigmoid": lambda p: 1.0,
     "tanh": lambda p: 5.0 / 3.0,
     "relu": lambda p: math.sqrt(2.0),
-    "leaky_relu": lambda p: math.sqrt(2.0 / (1.0 + p * p)),
+    "leaky_relu": lambda p: math.sqrt(2.0 / (1 + p**2)),
     "selu": lambda p: 3.0 / 4.0,
 }
 
@@ -280,7 +280,7 @@ def gain(
         return math.sqrt(2.0)
     if name in ("leaky_relu", "prelu", "rrelu"):
         assert value is not None
-        return math.sqrt(2.0 / (1.0 + value * value))
+        return math.sqrt(2.0 / (1 + value**2))
     second_moment = float(gaussian_expectation(lambda x: fn(x) ** 2))
     if not math.isfinite(second_moment) or second_moment <= 0.0:
         raise ValueError(

@@ -77,9 +77,19 @@ TRUNCATED_STD_FACTOR = truncated_std_factor(-2.0, 2.0)
 
 
 def variance_scaling_std(fans: Fans, scale: float, mode: str, gain: float = 1.0) -> float:
-    """gain * sqrt(scale / n) with n the fan named by ``mode``; 0 for zero fans."""
+    """gain * sqrt(scale / n) with n the fan named by ``mode``; 0 for zero fans.
+
+    The float operations follow ``torch.nn.init`` (gain / sqrt(n) and
+    gain * sqrt(2 / (fan_in + fan_out)) when scale is 1), so kaiming and
+    xavier fills are bit-identical to torch's for the same generator.
+    """
+    if mode == "fan_avg":
+        total = fans.fan_in + fans.fan_out
+        return 0.0 if total == 0 else gain * math.sqrt(2.0 * scale / float(total))
     n = fans.of(mode)
-    return 0.0 if n == 0 else gain * math.sqrt(scale / n)
+    if n == 0 or scale == 0.0:
+        return 0.0
+    return gain / math.sqrt(n / scale)
 
 
 def fill_with_std_(
@@ -169,6 +179,7 @@ class LecunNormal(_Lecun):
 
     name = "lecun_normal"
     distribution = "normal"
+    formula = "w ~ N(0, 1 / fan_in)"
 
 
 @register
@@ -177,6 +188,7 @@ class LecunUniform(_Lecun):
 
     name = "lecun_uniform"
     distribution = "uniform"
+    formula = "w ~ U[-sqrt(3 / fan_in), sqrt(3 / fan_in)]"
 
 
 @register
@@ -185,6 +197,7 @@ class LecunTruncatedNormal(_Lecun):
 
     name = "lecun_truncated_normal"
     distribution = "truncated_normal"
+    formula = "w ~ N(0, sigma^2) cut at +-2 sigma, sigma = 1 / (0.8796 sqrt(fan_in)): std 1 / sqrt(fan_in) after truncation"
 
 
 # -- Glorot / Xavier ---------------------------------------------------------------
@@ -209,6 +222,7 @@ class GlorotNormal(_Glorot):
     name = "glorot_normal"
     aliases = ("xavier_normal",)
     distribution = "normal"
+    formula = "w ~ N(0, gain^2 * 2 / (fan_in + fan_out))"
 
 
 @register
@@ -218,6 +232,7 @@ class GlorotUniform(_Glorot):
     name = "glorot_uniform"
     aliases = ("xavier_uniform",)
     distribution = "uniform"
+    formula = "w ~ U[+-gain * sqrt(6 / (fan_in + fan_out))]"
 
 
 @register
@@ -227,6 +242,7 @@ class GlorotTruncatedNormal(_Glorot):
     name = "glorot_truncated_normal"
     aliases = ("xavier_truncated_normal",)
     distribution = "truncated_normal"
+    formula = "std gain * sqrt(2 / (fan_in + fan_out)) after truncation at +-2 sigma (sigma = std / 0.8796)"
 
 
 # -- He / Kaiming ------------------------------------------------------------------
@@ -251,6 +267,11 @@ class _He(_VarianceScalingBase):
         object.__setattr__(
             self, "negative_slope", check_float(self.name, "negative_slope", self.negative_slope)
         )
+        if self.negative_slope != 0.0 and self.nonlinearity not in _SLOPED:
+            raise ValueError(
+                f"{self.name}: negative_slope={self.negative_slope!r} applies to nonlinearity "
+                f"{', '.join(_SLOPED)}, not {self.nonlinearity!r}"
+            )
         _ = self.gain  # validates the activation name now, not at first use
 
     @property
@@ -269,6 +290,7 @@ class HeNormal(_He):
     name = "he_normal"
     aliases = ("kaiming_normal",)
     distribution = "normal"
+    formula = "w ~ N(0, gain(nonlinearity)^2 / n), n = fan_in or fan_out (2 / fan_in for ReLU)"
 
 
 @register
@@ -278,6 +300,7 @@ class HeUniform(_He):
     name = "he_uniform"
     aliases = ("kaiming_uniform",)
     distribution = "uniform"
+    formula = "w ~ U[+-gain(nonlinearity) * sqrt(3 / n)], n = fan_in or fan_out"
 
 
 @register
@@ -287,4 +310,5 @@ class HeTruncatedNormal(_He):
     name = "he_truncated_normal"
     aliases = ("kaiming_truncated_normal",)
     distribution = "truncated_normal"
+    formula = "std gain(nonlinearity) / sqrt(n) after truncation at +-2 sigma (sigma = std / 0.8796)"
 

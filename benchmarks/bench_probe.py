@@ -1,0 +1,240 @@
+"""Overhead and memory of ``initlab.probe`` against plain training steps, measured side by side.
+
+For a 20-layer width-256 ReLU MLP (batch 256) and a small CNN, one training
+step (forward, backward, SGD step) is timed
+
+* plain -- no hooks (the reference);
+* probe every=10 -- the default: every 10th step recorded (effective rank and
+  cosine on every 10th recorded step), the others pay one attribute check per
+  hook;
+* probe every=1 -- every step recorded (the worst case);
+
+in interleaved rounds on the same model and batch, and the median step time of
+each is divided by the plain one. Memory: a probe (every=1, history 200) runs
+1000 steps; the bytes held by its buffers, the Python heap (tracemalloc) and
+the process RSS after 10 steps are compared with those after 1000.
+
+    .venv/bin/python benchmarks/bench_probe.py           # full sizes
+    .venv/bin/python benchmarks/bench_probe.py --quick   # small sizes, for a smoke run
+
+Prints ratios, never pass/fail; ``--write docs/bench/probe.md`` stores them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import initlab as il
+
+
+def mlp(width: int, depth: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def cnn(channels: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(channels, 2 * channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * channels * 8 * 8, 10),
+    )
+
+
+def make_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> Callable[[], None]:
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step: Callable[[], None], steps: int, device: torch.device) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def overhead(
+    name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rounds: int, steps: int
+) -> dict[str, float]:
+    device = x.device
+    model = model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    step = make_step(model, x, y, optimizer)
+    for _ in range(3):
+        step()  # warm-up
+    times: dict[str, list[float]] = {"plain": [], "probe every=10": [], "probe every=1": []}
+    for _ in range(rounds):
+        times["plain"].append(time_steps(step, steps, device))
+        for every in (10, 1):
+            with il.probe(model, every=every, optimizer=optimizer):
+                step()  # step 0: buffers are allocated; the timed steps 1..steps hold steps/every records
+                times[f"probe every={every}"].append(time_steps(step, steps, device))
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    _synchronize(device)
+    start = time.perf_counter()
+    il.audit(model, x, target=y)
+    medians["audit (one batch)"] = time.perf_counter() - start
+    print(f"\n{name}: median seconds per training step over {rounds} rounds of {steps} steps")
+    for key, value in medians.items():
+        print(f"  {key:18s} {value * 1e3:9.2f} ms   {value / medians['plain']:5.2f}x plain")
+    return medians
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+def memory(
+    width: int, depth: int, batch: int, total_steps: int, device: torch.device
+) -> dict[str, tuple[int, int]]:
+    torch.manual_seed(0)
+    model = mlp(width, depth).to(device)
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    step = make_step(model, x, y, optimizer)
+    with il.probe(model, every=1, optimizer=optimizer, history=200):
+        for _ in range(20):
+            step()  # warm torch's and Python's own caches before anything is measured
+    tracemalloc.start()
+    with il.probe(model, every=1, optimizer=optimizer, history=200) as session:
+
+        def held() -> int:
+            return sum(r.records.numel() * 8 + r.hists.numel() * 8 for r in session._rings.values())
+
+        def device_bytes() -> int:
+            return torch.cuda.memory_allocated(device) if device.type == "cuda" else rss_bytes()
+
+        for _ in range(10):
+            step()
+        gc.collect()
+        early = (held(), tracemalloc.get_traced_memory()[0], device_bytes())
+        for _ in range(total_steps - 10):
+            step()
+        gc.collect()
+        late = (held(), tracemalloc.get_traced_memory()[0], device_bytes())
+        session.report()
+    tracemalloc.stop()
+    result = {
+        "probe buffers": (early[0], late[0]),
+        "python heap": (early[1], late[1]),
+        ("CUDA allocated" if device.type == "cuda" else "process RSS"): (early[2], late[2]),
+    }
+    print(f"\nmemory of a probe (every=1, history=200) after 10 and after {total_steps} steps")
+    for key, (a, b) in result.items():
+        print(
+            f"  {key:14s} {a / 2**20:9.2f} MiB -> {b / 2**20:9.2f} MiB   ({b / a if a else float('nan'):.3f}x)"
+        )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and few rounds")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu), e.g. cuda")
+    parser.add_argument(
+        "--write", default=None, metavar="FILE.md", help="also write the figures as Markdown"
+    )
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    if args.quick:
+        sizes = (128, 20, 128, 8, 16, 3, 10, 100)
+    else:
+        sizes = (256, 20, 256, 16, 64, 5, 20, 1000)
+    width, depth, batch, channels, image_batch, rounds, steps, total = sizes
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
+    mlp_times = overhead(
+        f"MLP {depth}x{width} ReLU, batch {batch}",
+        mlp(width, depth),
+        torch.randn(batch, width, device=device),
+        torch.randint(0, 10, (batch,), device=device),
+        rounds,
+        steps,
+    )
+    cnn_times = overhead(
+        f"CNN 3 conv ({channels}/{channels}/{2 * channels} channels), 32x32 images, batch {image_batch}",
+        cnn(channels),
+        torch.randn(image_batch, 3, 32, 32, device=device),
+        torch.randint(0, 10, (image_batch,), device=device),
+        rounds,
+        steps,
+    )
+    held = memory(width, depth, batch, total, device)
+    if args.write:
+        lines = [
+            "# Probe overhead and memory",
+            "",
+            f"`benchmarks/bench_probe.py{' --quick' if args.quick else ''}` on {device}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} CPU threads. The machine was shared with other jobs while this ran: "
+            "absolute times are noisy, the ratios (measured in interleaved rounds) less so.",
+            "",
+            "| model | plain step | probe every=10 | probe every=1 | audit (one batch) |",
+            "|---|---|---|---|---|",
+        ]
+        for label, times in (
+            (f"MLP {depth}x{width}, batch {batch}", mlp_times),
+            (f"small CNN, batch {image_batch}", cnn_times),
+        ):
+            plain = times["plain"]
+            cells = [f"{plain * 1e3:.1f} ms"] + [
+                f"{times[key] / plain:.2f}x"
+                for key in ("probe every=10", "probe every=1", "audit (one batch)")
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Memory of a probe (every=1, history=200) after 10 and after {total} steps:",
+            "",
+            f"| what | after 10 | after {total} | ratio |",
+            "|---|---|---|---|",
+        ]
+        for key, (a, b) in held.items():
+            lines.append(
+                f"| {key} | {a / 2**20:.2f} MiB | {b / 2**20:.2f} MiB | {b / a if a else float('nan'):.3f}x |"
+            )
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

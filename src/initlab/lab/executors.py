@@ -1,0 +1,111 @@
+"""Where sweep tasks run: in this process, in a local process pool, or on Ray.
+
+A task is a plain dict (see :func:`initlab.lab.compare.run_task`) and its
+result a list of plain record dicts, so every executor ships the same
+picklable values. Each executor yields results as tasks finish, which lets
+the caller store every finished run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+__all__ = ["EXECUTORS", "execute", "default_workers"]
+
+EXECUTORS = ("local", "inline", "ray")
+
+Task = dict[str, Any]
+Records = list[dict[str, Any]]
+
+
+def default_workers() -> int:
+    """The machine's usable cores (the scheduler affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_setup(threads: int) -> None:
+    # runs only in pool workers we started: share the cores instead of each worker taking all of them
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _inline(run: Callable[[Task], Records], tasks: Sequence[Task]) -> Iterator[Records]:
+    for task in tasks:
+        yield run(task)
+
+
+def _local(run: Callable[[Task], Records], tasks: Sequence[Task], workers: int) -> Iterator[Records]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    workers = max(1, min(workers, len(tasks)))
+    threads = max(1, default_workers() // workers)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup,
+                               initargs=(threads,))
+    try:
+        pending = {pool.submit(run, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(run: Callable[[Task], Records], tasks: Sequence[Task], address: str | None) -> Iterator[Records]:
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError(
+            "executor 'ray' needs Ray: pip install 'initlab[ray]' (or use --executor local)"
+        ) from error
+    started_here = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        started_here = True
+    try:
+        remote_run = ray.remote(run)
+        pending = [remote_run.remote(task) for task in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for reference in done:
+                yield ray.get(reference)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def execute(
+    run: Callable[[Task], Records],
+    tasks: Sequence[Task],
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+) -> Iterator[Records]:
+    """Run ``run(task)`` for every task on ``executor``; yield each task's records as it finishes.
+
+    ``local``: a spawn-based process pool with ``workers`` processes (default:
+    the machine's cores; 1 worker runs in this process). ``inline``: this
+    process, one task after another. ``ray``: one Ray task per task, on the
+    cluster at ``address`` or on a local Ray instance started here.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if not tasks:
+        return iter(())
+    if executor == "ray":
+        return _ray(run, tasks, address)
+    count = default_workers() if workers is None else workers
+    if executor == "inline" or count == 1 or len(tasks) == 1:
+        return _inline(run, tasks)
+    return _local(run, tasks, count)

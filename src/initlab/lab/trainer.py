@@ -1,0 +1,394 @@
+"""The lab's training loop: one model, one data set, plain SGD by default.
+
+SGD is the default so that what an initialization does is not hidden by an
+adaptive optimizer; Adam is one argument away. Every step logs the training
+loss and accuracy of the batch it trained on (measured in that step's forward
+pass, before the update); the test set is evaluated every ``eval_every``
+steps and at the end. A loss that becomes NaN/inf (or exceeds
+``diverge_loss``) ends the run with status ``"diverged"``; a run whose final
+training loss is not at least ``stall_tolerance`` (5 %) below its first loss
+ends ``"stalled"``; otherwise ``"ok"``.
+
+The run is a pure function of (model, data set, options, seed): the
+minibatch order comes from a generator derived from ``(seed, "lab.batches")``
+and dropout from one derived from ``(seed, "lab.dropout")``; the global torch
+RNG is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab.lab.data import Dataset
+from initlab.rng import derive_generator, derive_seed
+
+__all__ = [
+    "RunResult",
+    "TrainConfig",
+    "train",
+    "make_optimizer",
+    "batch_order",
+    "run_status",
+    "OPTIMIZERS",
+    "STATUSES",
+]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+STATUSES = ("ok", "diverged", "stalled")
+_DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Validated training options shared by the one-model and the seed-batched trainers."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    steps: int = 100
+    batch_size: int | None = None
+    steps_per_epoch: int = 1
+    log_every: int = 1
+    eval_every: int = 1
+    stall_tolerance: float = 0.05
+    diverge_loss: float = 1e4
+
+    @classmethod
+    def make(
+        cls,
+        num_train: int,
+        *,
+        optimizer: str = "sgd",
+        lr: float | None = None,
+        momentum: float | None = None,
+        weight_decay: float = 0.0,
+        steps: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        log_every: int = 1,
+        eval_every: int | None = None,
+        stall_tolerance: float = 0.05,
+        diverge_loss: float = 1e4,
+    ) -> TrainConfig:
+        """Check every option (ValueError/TypeError naming it) and resolve the defaults."""
+        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        optimizer = optimizer.lower()
+        lr = _DEFAULT_LR[optimizer] if lr is None else _positive_float("lr", lr)
+        if momentum is None:
+            momentum = 0.9 if optimizer in ("momentum", "nesterov") else 0.0
+        momentum = _nonnegative_float("momentum", momentum)
+        if optimizer in ("adam", "adamw") and momentum:
+            raise ValueError(f"momentum is for SGD; {optimizer} takes none, got momentum={momentum}")
+        weight_decay = _nonnegative_float("weight_decay", weight_decay)
+        if batch_size is not None:
+            batch_size = _positive_int("batch_size", batch_size)
+        effective_batch = num_train if batch_size is None else min(batch_size, num_train)
+        steps_per_epoch = math.ceil(num_train / effective_batch)
+        if steps is not None and epochs is not None:
+            raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
+        if steps is None:
+            epochs = 10 if epochs is None else _positive_int("epochs", epochs)
+            steps = epochs * steps_per_epoch
+        steps = _positive_int("steps", steps)
+        log_every = _positive_int("log_every", log_every)
+        eval_every = steps_per_epoch if eval_every is None else _positive_int("eval_every", eval_every)
+        if not 0.0 <= stall_tolerance < 1.0:
+            raise ValueError(f"stall_tolerance must be in [0, 1), got {stall_tolerance}")
+        diverge_loss = _positive_float("diverge_loss", diverge_loss)
+        return cls(
+            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, steps=steps,
+            batch_size=None if batch_size is None or batch_size >= num_train else batch_size,
+            steps_per_epoch=steps_per_epoch, log_every=log_every, eval_every=eval_every,
+            stall_tolerance=float(stall_tolerance), diverge_loss=diverge_loss,
+        )
+
+    def logged(self, step: int) -> bool:
+        """Whether ``step`` (1-based) gets a history row: logged, first, last or evaluated steps."""
+        return step % self.log_every == 0 or step == 1 or step == self.steps or self.evaluated(step)
+
+    def evaluated(self, step: int) -> bool:
+        """Whether the test set is evaluated after ``step``."""
+        return step % self.eval_every == 0 or step == self.steps
+
+
+@dataclass
+class RunResult:
+    """What one training run produced.
+
+    ``history``: one dict per logged step with ``step`` (1-based), ``epoch``,
+    ``loss`` and ``accuracy`` (of that step's training batch, before the
+    update), ``test_loss`` and ``test_accuracy`` (after the update; NaN at
+    steps where the test set was not evaluated). ``final``: ``train_loss``,
+    ``train_accuracy`` (whole training set), ``test_loss``, ``test_accuracy``
+    after the last step (NaN if diverged). ``info``: the run's identity and
+    options (init, seed, optimizer, lr, ...). ``probe``: the
+    ``initlab.probe.ProbeReport`` of the run when probing was asked for.
+    """
+
+    status: str
+    history: list[dict[str, float]]
+    final: dict[str, float]
+    steps: int
+    wall_time: float
+    diverged_at: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    probe: Any = None
+
+    @property
+    def losses(self) -> list[float]:
+        """Training loss of every logged step."""
+        return [row["loss"] for row in self.history]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (probe reports as their own ``to_dict()``)."""
+        return {
+            "status": self.status,
+            "steps": self.steps,
+            "wall_time": self.wall_time,
+            "diverged_at": self.diverged_at,
+            "final": dict(self.final),
+            "info": dict(self.info),
+            "history": [dict(row) for row in self.history],
+            "probe": self.probe.to_dict() if hasattr(self.probe, "to_dict") else self.probe,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """Inverse of :meth:`to_dict` (probe reports stay dicts)."""
+        return cls(
+            status=data["status"], history=[dict(r) for r in data["history"]], final=dict(data["final"]),
+            steps=int(data["steps"]), wall_time=float(data["wall_time"]), diverged_at=data.get("diverged_at"),
+            info=dict(data.get("info", {})), probe=data.get("probe"),
+        )
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _nonnegative_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------- pieces shared with batched training
+
+
+def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The torch optimizer named by ``config`` over ``params``."""
+    if config.optimizer in ("sgd", "momentum", "nesterov"):
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            nesterov=config.optimizer == "nesterov",
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def batch_order(num_train: int, config: TrainConfig, seed: int) -> Iterator[torch.Tensor | None]:
+    """Row indices of each step's minibatch (None for full batch), epoch by epoch.
+
+    Each epoch is a fresh permutation from the generator derived from
+    ``(seed, "lab.batches")``; the last batch of an epoch may be smaller.
+    """
+    if config.batch_size is None:
+        for _ in range(config.steps):
+            yield None
+        return
+    generator = derive_generator(seed, "lab.batches")
+    done = 0
+    while done < config.steps:
+        permutation = torch.randperm(num_train, generator=generator)
+        for start in range(0, num_train, config.batch_size):
+            if done == config.steps:
+                return
+            yield permutation[start : start + config.batch_size]
+            done += 1
+
+
+def run_status(first_loss: float, final_loss: float, diverged: bool, config: TrainConfig) -> str:
+    """``diverged``, ``stalled`` (final loss > (1 - stall_tolerance) * first loss) or ``ok``."""
+    if diverged:
+        return "diverged"
+    if not final_loss < (1.0 - config.stall_tolerance) * first_loss:
+        return "stalled"
+    return "ok"
+
+
+def is_divergent(loss: float, config: TrainConfig) -> bool:
+    """Whether a loss value ends a run: NaN, inf, or above ``config.diverge_loss``."""
+    return not math.isfinite(loss) or loss > config.diverge_loss
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y); the mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(x)
+        loss = F.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(dim=1) == y).float().mean().item()
+    finally:
+        model.train(was_training)
+    return loss, accuracy
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    momentum: float | None = None,
+    weight_decay: float = 0.0,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    log_every: int = 1,
+    eval_every: int | None = None,
+    probe_every: int | None = None,
+    stall_tolerance: float = 0.05,
+    diverge_loss: float = 1e4,
+    info: dict[str, Any] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> RunResult:
+    """Train ``model`` in place on ``dataset`` with cross-entropy; return a :class:`RunResult`.
+
+    ``optimizer``: ``sgd`` (default; lr 0.1, no momentum), ``momentum`` /
+    ``nesterov`` (SGD with momentum 0.9; lr 0.05), ``adam``, ``adamw`` (lr
+    1e-3). ``batch_size=None`` trains full batch. Give ``steps`` or
+    ``epochs`` (default 10 epochs). ``probe_every=N`` runs the training
+    inside ``initlab.probe.probe(model, every=N, optimizer=...)``: per-layer
+    activation, gradient and update statistics at steps 0, N, 2N, ...;
+    the result's ``probe`` is its ``ProbeReport`` (with the history of the
+    recorded steps). The data set is moved to the model's device.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an initlab.lab.data.Dataset, got {type(dataset).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if probe_every is not None:
+        probe_every = _positive_int("probe_every", probe_every)
+    config = TrainConfig.make(
+        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
+        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
+    )
+    device = _device_of(model)
+    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
+    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    opt = make_optimizer(model.parameters(), config)
+    history: list[dict[str, float]] = []
+    probe_report: Any = None
+    first_loss = NAN
+    diverged_at: int | None = None
+    model.train()
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
+        torch.manual_seed(derive_seed(seed, "lab.dropout"))
+        session = None
+        if probe_every is not None:
+            session = stack.enter_context(_probe_session(model, probe_every, opt))
+        step = 0
+        for step, rows in enumerate(batch_order(len(y_train), config, seed), start=1):
+            x, y = (x_train, y_train) if rows is None else (x_train[rows.to(device)], y_train[rows.to(device)])
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss_value = loss.item()
+            if step == 1:
+                first_loss = loss_value
+            if on_step is not None:
+                on_step(step, loss_value)
+            if is_divergent(loss_value, config):
+                diverged_at = step
+                history.append(_row(step, config, loss_value, NAN))
+                break
+            loss.backward()
+            opt.step()
+            if config.logged(step):
+                accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
+                row = _row(step, config, loss_value, accuracy)
+                if config.evaluated(step):
+                    row["test_loss"], row["test_accuracy"] = evaluate(model, x_test, y_test)
+                history.append(row)
+        if session is not None:
+            probe_report = session.report()
+    if diverged_at is None:
+        train_loss, train_accuracy = evaluate(model, x_train, y_train)
+        test_loss, test_accuracy = evaluate(model, x_test, y_test)
+        if not math.isfinite(train_loss):
+            diverged_at = step
+    else:
+        train_loss = train_accuracy = test_loss = test_accuracy = NAN
+    final = {"train_loss": train_loss, "train_accuracy": train_accuracy,
+             "test_loss": test_loss, "test_accuracy": test_accuracy}
+    status = run_status(first_loss, train_loss, diverged_at is not None, config)
+    return RunResult(
+        status=status, history=history, final=final, steps=step,
+        wall_time=time.perf_counter() - started, diverged_at=diverged_at,
+        info={**config_info(config), "seed": seed, **(info or {})}, probe=probe_report,
+    )
+
+
+def config_info(config: TrainConfig) -> dict[str, Any]:
+    """The options of ``config`` as a flat dict for result records."""
+    return {
+        "optimizer": config.optimizer, "lr": config.lr, "momentum": config.momentum,
+        "weight_decay": config.weight_decay, "total_steps": config.steps, "batch_size": config.batch_size,
+        "steps_per_epoch": config.steps_per_epoch,
+    }
+
+
+def _row(step: int, config: TrainConfig, loss: float, accuracy: float) -> dict[str, float]:
+    return {
+        "step": step, "epoch": (step - 1) // config.steps_per_epoch + 1, "loss": loss, "accuracy": accuracy,
+        "test_loss": NAN, "test_accuracy": NAN,
+    }
+
+
+def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:
+    try:
+        from initlab.probe import probe
+    except ImportError as error:  # pragma: no cover - the probe layer ships with initlab
+        raise ValueError(f"probe_every needs initlab.probe, which could not be imported: {error}") from error
+    return probe(model, every=every, optimizer=optimizer)

@@ -1,0 +1,555 @@
+"""``init_model``: apply a plan to every parameter of a model, in two phases.
+
+1. Decide (nothing is written): collect the parameters (tied ones once),
+   read the data flow if the plan needs it, match every parameter block to
+   its first rule, resolve the scheme, check shape, layout and fans, compute
+   the expected statistics and any given values. Every error a plan or a
+   model can cause is raised here, before any parameter changes.
+2. Write, under ``torch.no_grad()``: materialize meta-device modules (new
+   empty storage on the target device as ``to_empty`` gives, with tied
+   tensors kept tied), then fill each parameter in place from its own stream,
+   derived from (seed, qualified name). Parametrized tensors (weight_norm,
+   spectral_norm) are written through their right inverse; DTensor
+   parameters through ``initlab.plan.sharded.fill_dtensor_``.
+
+Then the stages run (data-driven, on ``batch``); a failing stage restores
+every parameter to its value before ``init_model`` was called.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings as _warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+from initlab.plan.graph import DataFlow, analyze
+from initlab.plan.report import InitReport, InitRow, sample_stats
+from initlab.plan.rules import DefaultRule, Plan, Rule, StageSpec
+from initlab.plan.stages import Stage, get_stage
+from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
+from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
+from initlab.rng import GeneratorLike, derive_generator, derive_seed
+from initlab.schemes.fans import Fans, LayoutLike, fans
+
+__all__ = ["init_model", "RNG_KINDS"]
+
+RNG_KINDS = ("torch", "counter")
+
+
+@dataclass
+class _Decision:
+    target: Target
+    status: str
+    rules: list[str] = field(default_factory=list)
+    resolved: list[Resolved | None] = field(default_factory=list)
+    values: torch.Tensor | None = None
+    expected_mean: float | None = None
+    expected_std: float | None = None
+    gain: float | None = None
+    fans: Fans | None = None
+    layout: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# -- checks --------------------------------------------------------------------------------------
+def _refuse_lazy(model: nn.Module) -> None:
+    lazy = [
+        name or "<root>"
+        for name, m in model.named_modules()
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()  # type: ignore[misc]
+    ]
+    lazy += [name for name, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
+    lazy += [name for name, b in model.named_buffers() if isinstance(b, UninitializedBuffer)]
+    if lazy:
+        raise ValueError(
+            f"lazy modules have uninitialized parameters ({', '.join(sorted(set(lazy)))}); their shapes are "
+            "unknown until a forward pass: run model(example) once to materialize them, then call init_model"
+        )
+
+
+def _check_arguments(model: Any, seed: Any, rng: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"init_model: model must be a torch.nn.Module, got {type(model).__name__}")
+    derive_seed(seed, "")
+    if rng not in RNG_KINDS:
+        raise ValueError(f"init_model: rng must be one of {', '.join(RNG_KINDS)}, got {rng!r}")
+
+
+def _stream(rng: str, seed: int, name: str, device: torch.device) -> GeneratorLike:
+    if rng == "torch":
+        return derive_generator(seed, name, device)
+    try:
+        from initlab.rng import Keyed  # type: ignore[attr-defined]
+    except ImportError as error:
+        raise ValueError("rng='counter' needs the counter-based generator initlab.rng.Keyed, which is not available") from error
+    return Keyed(seed).child(name)  # type: ignore[no-any-return]
+
+
+def _block_stream(stream: GeneratorLike, block: Block, count: int) -> GeneratorLike:
+    if count == 1 or stream is None or isinstance(stream, torch.Generator):
+        return stream
+    return stream.child(block.label or str(block.index))
+
+
+# -- the data flow -------------------------------------------------------------------------------
+def _apply_flow(
+    targets: list[Target], flow: DataFlow, plan: Plan, context: ResolveContext, notes: list[str]
+) -> None:
+    context.activations = dict(flow.activations)
+    by_module: dict[str, list[Target]] = {}
+    for target in targets:
+        by_module.setdefault(target.module_name, []).append(target)
+
+    def tag(module_name: str | None, weight_role: str, bias_role: str | None = None) -> None:
+        for target in by_module.get(module_name or "", []):
+            if target.roles & {"weight", "recurrent"}:
+                target.with_roles({weight_role})
+            elif bias_role and "bias" in target.roles:
+                target.with_roles({bias_role})
+
+    output = flow.output_layer
+    modules = {target.module_name: target.module for target in targets}
+    if output is not None and is_weight_layer(modules.get(output, nn.Identity())):
+        tag(output, "output", "output_bias")
+    for name in flow.input_layers:
+        if is_weight_layer(modules.get(name, nn.Identity())):
+            tag(name, "input")
+    if plan.needs_residual():
+        if flow.residual_branches is None:
+            raise ValueError(
+                f"plan {plan}: finding the residual branches needs the model's data flow, but {flow.reason}; "
+                "pass example_input= (or batch=) so that a forward pass can be recorded"
+            )
+        branches = sorted(flow.residual_branches, key=len)
+        count = len(branches)
+        if count == 0:
+            notes.append(f"plan {plan}: found no residual branches ({flow.method} flow); no layer was treated as residual")
+        tagged: set[str] = set()
+        for branch in branches:
+            depth = len(branch)
+            scale = count ** (-1.0 / (2 * depth - 2)) if depth >= 2 else 1.0
+            for position, module_name in enumerate(branch):
+                if module_name in tagged:
+                    continue
+                tagged.add(module_name)
+                last = position == depth - 1
+                tag(module_name, "residual_last" if last else "residual")
+                if not last:
+                    context.fixup_scale[module_name] = scale
+    if flow.method == "static" and any(isinstance(rule.value, Auto) for rule, _ in plan.effective_rules()):
+        notes.append(f"auto: {flow.reason}; the activation after each layer was read from registration order")
+
+
+# -- phase 1: decide ----------------------------------------------------------------------------------
+def _parametrization_list(target: Target) -> Any:
+    parametrizations: Any = target.module.parametrizations
+    return parametrizations[target.local_name]
+
+
+def _is_frozen(target: Target) -> bool:
+    if target.parametrized:
+        plist = _parametrization_list(target)
+        return not any(p.requires_grad for p in plist.parameters(recurse=False))
+    return not target.tensor.requires_grad
+
+
+def _layout_text(layout: LayoutLike) -> str:
+    return layout if isinstance(layout, str) else f"fans({layout.fan_in}, {layout.fan_out})"
+
+
+def _block_fans(block: Block, resolved: Resolved) -> Fans | None:
+    try:
+        return fans(block.shape, resolved.layout, resolved.groups)
+    except (ValueError, TypeError):
+        return None
+
+
+def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveContext, include_frozen: bool,
+            used: set[int], rng: str, seed: int) -> _Decision:
+    if not target.tensor.is_floating_point():
+        return _Decision(target, "non-float", notes=[f"dtype {target.tensor.dtype} is not floating point"])
+    if _is_frozen(target) and not include_frozen:
+        return _Decision(target, "frozen")
+    decision = _Decision(target, "untouched")
+    moments: list[tuple[int, float, float]] = []
+    complete = True
+    for block in target.blocks:
+        match = next(((i, rule, origin) for i, (rule, origin) in enumerate(rules) if rule.matches(target, block)), None)
+        if match is None:
+            decision.resolved.append(None)
+            complete = False
+            continue
+        index, rule, origin = match
+        used.add(index)
+        label = f"default {rule.value}" if isinstance(rule, DefaultRule) else str(rule)
+        label = label if origin in ("plan", "implicit") else f"{origin}: {label}"
+        if label not in decision.rules:
+            decision.rules.append(label)
+        if isinstance(rule.value, TensorValue):
+            decision.values = _given_values(rule, target, rng, seed)
+            decision.resolved = [Resolved(None, b.layout, b.groups, note="given values") for b in target.blocks]
+            decision.status = "initialized"
+            mean, std = sample_stats(decision.values)
+            decision.expected_mean, decision.expected_std = mean, std
+            return decision
+        try:
+            resolved = rule.value.resolve(target, block, context)
+            if resolved.scheme is not None:
+                scheme_fans = resolved.scheme.fans_of(block.shape, resolved.layout, resolved.groups)
+                resolved.scheme.check_shape(block.shape, resolved.layout, resolved.groups)
+                stats = resolved.scheme.moments(block.shape, resolved.layout, resolved.groups)
+        except (ValueError, TypeError) as error:
+            where = f"{target.name}" + (f" block {block.label}" if len(target.blocks) > 1 else "")
+            raise ValueError(f"plan rule {rule} cannot initialise {where} {tuple(target.shape)}: {error}") from error
+        decision.resolved.append(resolved)
+        if resolved.note and resolved.note not in decision.notes:
+            decision.notes.append(resolved.note)
+        if resolved.scheme is None:
+            complete = False
+            if decision.status == "untouched":
+                decision.status = "kept"
+            continue
+        decision.status = "initialized"
+        size = math.prod(block.shape)
+        moments.append((size, stats.mean, stats.std))
+        if decision.gain is None:
+            decision.gain = resolved.gain if resolved.gain is not None else stats.gain
+        if decision.fans is None:
+            decision.fans = scheme_fans or _block_fans(block, resolved)
+            decision.layout = _layout_text(resolved.layout)
+    if decision.status == "initialized" and complete and moments:
+        total = sum(n for n, _, _ in moments)
+        if total:
+            mean = sum(n * m for n, m, _ in moments) / total
+            second = sum(n * (s * s + m * m) for n, m, s in moments) / total
+            decision.expected_mean = mean
+            decision.expected_std = math.sqrt(max(second - mean * mean, 0.0))
+        else:
+            decision.expected_mean, decision.expected_std = 0.0, 0.0
+    if decision.status == "untouched":
+        decision.notes.append("no rule matched")
+    return decision
+
+
+def _given_values(rule: Rule, target: Target, rng: str, seed: int) -> torch.Tensor:
+    assert isinstance(rule.value, TensorValue)
+    device = target.tensor.device if target.tensor.device.type != "meta" else torch.device("cpu")
+    values = rule.value.values_for(target.shape, _stream(rng, seed, target.name, device))
+    if tuple(values.shape) != target.shape:
+        raise ValueError(
+            f"plan rule {rule} would change the shape of parameter {target.name} from "
+            f"{tuple(target.shape)} to {tuple(values.shape)}; a rule fills a parameter, it cannot reshape it"
+        )
+    if not values.is_floating_point():
+        raise TypeError(f"plan rule {rule} gives {values.dtype} values for floating parameter {target.name}")
+    return values.detach()
+
+
+# -- phase 2: write --------------------------------------------------------------------------------
+def _meta_modules(model: nn.Module) -> list[nn.Module]:
+    found = []
+    for module in model.modules():
+        tensors = [*module._parameters.values(), *module._buffers.values()]
+        if any(t is not None and t.device.type == "meta" for t in tensors):
+            found.append(module)
+    return found
+
+
+def _move_storage(modules: list[nn.Module], device: torch.device | str, from_meta: bool) -> None:
+    """Give the parameters and buffers of ``modules`` new uninitialised storage on ``device``.
+
+    Unlike ``Module.to_empty`` module by module, a tensor shared by several
+    modules (tied weights) gets one new tensor, so ties survive.
+    """
+    memo: dict[int, torch.Tensor] = {}
+    for module in modules:
+        for store in (module._parameters, module._buffers):
+            for key, tensor in store.items():
+                if tensor is None or (tensor.device.type == "meta") != from_meta:
+                    continue
+                if id(tensor) not in memo:
+                    fresh = torch.empty_like(tensor, device=device)
+                    if isinstance(tensor, nn.Parameter):
+                        fresh = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
+                    memo[id(tensor)] = fresh
+                store[key] = memo[id(tensor)]  # type: ignore[index,assignment]
+
+
+def _materialize(model: nn.Module, modules: list[nn.Module], device: torch.device, notes: list[str]) -> None:
+    _move_storage(modules, device, from_meta=True)
+    unknown: list[str] = []
+    for module_name, module in model.named_modules():
+        if module not in modules:
+            continue
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            module.reset_running_stats()
+            continue
+        unknown.extend(f"{module_name}.{b}" if module_name else b for b, t in module._buffers.items() if t is not None)
+    if unknown:
+        notes.append(
+            f"buffers {', '.join(unknown)} were on the meta device and have no known initial value; "
+            "they hold uninitialised memory"
+        )
+
+
+def _current_tensor(target: Target) -> torch.Tensor:
+    if target.parametrized:
+        return getattr(target.module, target.local_name)
+    param = target.module._parameters[target.local_name]
+    assert param is not None
+    return param
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    module = sys.modules.get("torch.distributed.tensor")
+    dtensor = getattr(module, "DTensor", None) if module is not None else None
+    return dtensor is not None and isinstance(tensor, dtensor)
+
+
+def _fill_blocks(tensor: torch.Tensor, decision: _Decision, stream: GeneratorLike) -> None:
+    blocks = decision.target.blocks
+    for block, resolved in zip(blocks, decision.resolved):
+        if resolved is None or resolved.scheme is None:
+            continue
+        view = tensor if len(blocks) == 1 else tensor[block.start:block.stop]
+        resolved.scheme(view, layout=resolved.layout, groups=resolved.groups, generator=_block_stream(stream, block, len(blocks)))
+
+
+def _write(decision: _Decision, rng: str, seed: int) -> None:
+    target = decision.target
+    if target.parametrized:
+        current = getattr(target.module, target.local_name)
+        value = torch.empty_like(current) if decision.values is None else decision.values.to(current)
+        if decision.values is None:
+            _fill_blocks(value, decision, _stream(rng, seed, target.name, value.device))
+        setattr(target.module, target.local_name, value)
+        return
+    param = _current_tensor(target)
+    if decision.values is not None:
+        param.copy_(decision.values)
+        return
+    stream = _stream(rng, seed, target.name, param.device)
+    if _is_dtensor(param):
+        if len(target.blocks) != 1:
+            raise ValueError(f"{target.name} is a DTensor packing {len(target.blocks)} blocks; sharded packed parameters are not supported")
+        import importlib
+
+        sharded: Any = importlib.import_module("initlab.plan.sharded")
+        resolved = decision.resolved[0]
+        assert resolved is not None and resolved.scheme is not None
+        sharded.fill_dtensor_(param, resolved.scheme, resolved.layout, resolved.groups, stream)
+        return
+    _fill_blocks(param, decision, stream)
+    module = target.module
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None and target.local_name == "weight":
+        param[module.padding_idx].zero_()
+        if "padding row zeroed" not in decision.notes:
+            decision.notes.append("padding row zeroed")
+
+
+def _snapshot(decisions: list[_Decision]) -> dict[int, tuple[_Decision, list[torch.Tensor]]]:
+    saved: dict[int, tuple[_Decision, list[torch.Tensor]]] = {}
+    for i, decision in enumerate(decisions):
+        target = decision.target
+        if target.parametrized:
+            plist = _parametrization_list(target)
+            saved[i] = (decision, [p.detach().clone() for p in plist.parameters(recurse=False)])
+        else:
+            tensor = _current_tensor(target)
+            if tensor.device.type != "meta":
+                saved[i] = (decision, [tensor.detach().clone()])
+    return saved
+
+
+def _restore(saved: dict[int, tuple[_Decision, list[torch.Tensor]]]) -> None:
+    with torch.no_grad():
+        for decision, values in saved.values():
+            target = decision.target
+            if target.parametrized:
+                plist = _parametrization_list(target)
+                for p, value in zip(plist.parameters(recurse=False), values):
+                    p.copy_(value)
+            else:
+                _current_tensor(target).copy_(values[0])
+
+
+def _row(decision: _Decision, measured: tuple[float | None, float | None], stage_note: str = "") -> InitRow:
+    target = decision.target
+    schemes: list[str] = []
+    for resolved in decision.resolved:
+        if resolved is None:
+            continue
+        text = str(resolved.scheme) if resolved.scheme is not None else resolved.note
+        if text and text not in schemes:
+            schemes.append(text)
+    notes = [*decision.notes, *([stage_note] if stage_note else [])]
+    if target.parametrized:
+        notes.append(f"parametrized ({type(_parametrization_list(target)[0]).__name__})")
+    return InitRow(
+        name=target.name,
+        shape=tuple(target.shape),
+        dtype=str(target.tensor.dtype).replace("torch.", ""),
+        rule=" | ".join(decision.rules),
+        scheme=" | ".join(schemes),
+        layout=decision.layout,
+        fan_in=decision.fans.fan_in if decision.fans else None,
+        fan_out=decision.fans.fan_out if decision.fans else None,
+        gain=decision.gain,
+        expected_mean=decision.expected_mean,
+        expected_std=decision.expected_std,
+        measured_mean=measured[0],
+        measured_std=measured[1],
+        status=decision.status,
+        aliases=tuple(a for a in (*target.aliases, *target.parametrized) if a != target.name),
+        blocks=len(target.blocks),
+        note="; ".join(notes),
+    )
+
+
+def _example_from(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    return None
+
+
+def _run_stages(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: Any) -> dict[str, Any]:
+    reports: dict[str, Any] = {}
+    for spec, stage in stages:
+        reports[spec.name] = stage.fn(model, batch, **dict(spec.options))
+    return reports
+
+
+# -- the entry point -------------------------------------------------------------------------------
+def init_model(
+    model: nn.Module,
+    plan: Any = "auto",
+    seed: int = 0,
+    *,
+    rng: str = "torch",
+    batch: Any = None,
+    example_input: Any = None,
+    include_frozen: bool = False,
+    device: torch.device | str | None = None,
+) -> InitReport:
+    """Initialise every parameter of ``model`` by ``plan``; return an :class:`InitReport`.
+
+    ``plan``: a ready plan name (``auto`` (default), ``torch_default``,
+    ``lecun``, ``glorot``, ``he``, ``orthogonal``, ``fixup``, ``skipinit``,
+    ``rezero``, ``mup``, and the data-driven ``lsuv``, ``wn``, ``calibrate``,
+    ``pretrain``, ``gradinit``), any catalogue scheme (for all
+    weights, biases zero), a plan string (``"he_normal; bias=zeros;
+    output=zeros"``), a dict, a :class:`Plan` or a path to a YAML/TOML/JSON
+    plan file.
+
+    ``seed``: each parameter's stream derives from (seed, qualified name), so
+    adding, removing or reordering other layers leaves its values unchanged.
+    ``rng="torch"`` uses ``initlab.rng.derive_generator`` (a torch.Generator
+    on the parameter's device); ``"counter"`` uses
+    ``initlab.rng.Keyed(seed).child(name)``, whose values do not depend on
+    the device.
+
+    ``batch``: input data for data-driven stages (also used as example input
+    for the data flow). ``example_input``: an input for a recorded forward
+    pass when torch.fx cannot trace the model (``auto``, ``fixup``,
+    output/input roles). ``include_frozen``: also initialise parameters with
+    ``requires_grad=False``. ``device``: where meta-device modules are
+    materialized (default CPU).
+
+    Never calls ``reset_parameters``; always runs under ``torch.no_grad()``.
+    Every error a plan or a model can cause is raised before the first write.
+    """
+    _check_arguments(model, seed, rng)
+    plan_obj = Plan.coerce(plan)
+    _refuse_lazy(model)
+    stages = [(spec, get_stage(spec.name)) for spec in plan_obj.effective_stages()]
+    needing = [spec.name for spec, stage in stages if stage.needs_batch]
+    if needing and batch is None:
+        raise ValueError(f"plan {plan_obj} runs the data-driven stage(s) {', '.join(needing)}, which need batch=")
+    rules = plan_obj.effective_rules()
+    notes: list[str] = []
+    targets = collect_targets(model)
+    context = ResolveContext()
+    flow: DataFlow | None = None
+    if targets and plan_obj.needs_flow():
+        example = example_input if example_input is not None else _example_from(batch)
+        flow = analyze(model, example, need_residual=plan_obj.needs_residual())
+        _apply_flow(targets, flow, plan_obj, context, notes)
+
+    used: set[int] = set()
+    decisions = [_decide(target, rules, context, include_frozen, used, rng, seed) for target in targets]
+    for index, (rule, origin) in enumerate(rules):
+        if origin == "plan" and index not in used:
+            notes.append(f"rule {rule} matched no parameter")
+
+    sharded = [d.target.name for d in decisions if d.status == "initialized" and _is_dtensor(d.target.tensor)]
+    if sharded and rng != "counter":
+        raise ValueError(
+            f"parameters {', '.join(sharded[:5])} are DTensors; a shard takes its part of the global values "
+            "only from a counter stream: pass rng='counter'"
+        )
+    meta_modules = _meta_modules(model)
+    target_device = torch.device(device if device is not None else "cpu")
+    saved = _snapshot(decisions) if stages else {}
+    risky = {} if stages else _snapshot([d for d in decisions if d.target.parametrized or _is_dtensor(d.target.tensor)])
+    written: list[str] = []
+    try:
+        with torch.no_grad():
+            if meta_modules:
+                _materialize(model, meta_modules, target_device, notes)
+            for decision in decisions:
+                if decision.status == "initialized":
+                    _write(decision, rng, seed)
+                    written.append(decision.target.name)
+    except BaseException as error:
+        if meta_modules:
+            _move_storage(meta_modules, "meta", from_meta=False)
+        _restore(saved or risky)
+        if isinstance(error, ValueError | TypeError) or not written:
+            raise
+        raise RuntimeError(
+            f"init_model failed while writing after {len(written)} parameter(s) ({', '.join(written[:5])}"
+            f"{', ...' if len(written) > 5 else ''}); parameters without a snapshot keep their new values"
+        ) from error
+
+    if meta_modules:
+        stale = [d.target.name for d in decisions if d.status != "initialized"]
+        if stale:
+            notes.append(
+                f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
+                "they hold uninitialised memory"
+            )
+    stage_reports: dict[str, Any] = {}
+    if stages:
+        try:
+            stage_reports = _run_stages(model, stages, batch)
+        except BaseException:
+            if meta_modules:
+                _move_storage(meta_modules, "meta", from_meta=False)
+            else:
+                _restore(saved)
+            raise
+    stage_note = f"then stage {', '.join(spec.name for spec, _ in stages)}" if stages else ""
+    rows = [_row(d, sample_stats(_current_tensor(d.target)), stage_note if d.status == "initialized" else "") for d in decisions]
+    for note in notes:
+        _warnings.warn(note, UserWarning, stacklevel=2)
+    return InitReport(
+        rows=rows,
+        plan=str(plan_obj),
+        seed=seed,
+        rng=rng,
+        flow=flow.method if flow is not None else None,
+        output_layer=flow.output_layer if flow is not None else None,
+        warnings=notes,
+        stage_reports=stage_reports,
+        materialized=str(target_device) if meta_modules else None,
+    )
+

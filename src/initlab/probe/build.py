@@ -1,0 +1,419 @@
+"""From device sums to :class:`LayerStats` rows: one transfer, then plain arithmetic on the host.
+
+A row's state is packed into one float64 *record* vector (its accumulator,
+its dead-unit count, and per parameter the gradient sums, the update and the
+weight's sums) plus its histogram. The probe stores records in its ring
+buffer; ``audit`` and ``probe.report()`` turn records into rows here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from initlab.probe.collector import ACC, PARAM, Collector, RowState
+from initlab.probe.expected import ChainRow, expected_stds, mean_field_predictions
+from initlab.probe.layers import LayerInfo
+from initlab.probe.report import LayerStats, ParamStats, ProbeReport
+from initlab.probe.symmetry import symmetric_groups, unit_rows
+from initlab.probe.verdicts import Evidence, Thresholds, judge
+
+__all__ = ["record_of", "record_size", "to_host", "build_report", "RowMeta"]
+
+_DEAD = ACC.SIZE  # dead units, units
+_PARAM_START = ACC.SIZE + 2
+_WEIGHT = PARAM.SIZE  # weight sum, sum of squares, count
+_PARAM_WIDTH = PARAM.SIZE + 3
+
+
+def record_size(row: RowState) -> int:
+    """Length of a row's record vector."""
+    return _PARAM_START + _PARAM_WIDTH * len(row.params)
+
+
+def record_of(row: RowState) -> tuple[torch.Tensor, torch.Tensor]:
+    """(record vector, histogram) of a row's current sums, on the row's device (no sync)."""
+    assert row.acc is not None and row.hist is not None
+    device = row.acc.device
+    parts = [row.acc]
+    if row.active is not None:
+        units = row.active.numel()
+        parts.append(
+            torch.stack([(~row.active).sum().to(torch.float64), row.acc.new_full((), float(units))])
+        )
+    else:
+        parts.append(torch.cat([row.acc.new_zeros(1), row.acc.new_full((1,), -1.0)]))
+    for param in row.params:
+        # float32 is exact enough for weights (an overflow needs |w| > 1e19)
+        values = param.parameter.detach().reshape(-1)
+        values = values if values.dtype in (torch.float32, torch.float64) else values.float()
+        moments = torch.stack(
+            [
+                values.sum(dtype=torch.float64),
+                torch.dot(values, values).to(torch.float64),
+                row.acc.new_full((), float(values.numel())),
+            ]
+        )
+        parts.append(param.acc.to(device))
+        parts.append(moments.to(device))
+    record = torch.cat(parts)
+    # the forward hooks leave the finite/non-finite split to the histogram's non-finite slot
+    nonfinite = row.hist[row.bins.nan_slot]
+    record[ACC.NONFINITE] = nonfinite
+    record[ACC.FINITE] = record[ACC.N] - nonfinite
+    if row.info.saturating:
+        record[ACC.SATURATION_N] = record[ACC.FINITE]
+    return record, row.hist
+
+
+def to_host(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """float64 NumPy copies of ``tensors`` with one transfer per device."""
+    by_device: dict[torch.device, list[int]] = {}
+    for position, tensor in enumerate(tensors):
+        by_device.setdefault(tensor.device, []).append(position)
+    result: list[np.ndarray | None] = [None] * len(tensors)
+    for positions in by_device.values():
+        flat = (
+            torch.cat([tensors[p].reshape(-1).to(torch.float64) for p in positions]).cpu().numpy()
+        )
+        start = 0
+        for p in positions:
+            size = tensors[p].numel()
+            result[p] = flat[start : start + size].reshape(tuple(tensors[p].shape))
+            start += size
+    return [array if array is not None else np.zeros(0) for array in result]
+
+
+@dataclass(frozen=True)
+class RowMeta:
+    """Host-side facts of a recorded row that are not numbers on the device."""
+
+    info: LayerInfo
+    module: Any
+    source: str | None
+    output_shape: tuple[int, ...] | None
+    params: tuple[tuple[str, str, tuple[int, ...]], ...]  # (qualified name, local name, shape)
+
+
+def row_meta(row: RowState) -> RowMeta:
+    return RowMeta(
+        info=row.info,
+        module=row.module,
+        source=None if row.source_ambiguous else row.source,
+        output_shape=row.output_shape,
+        params=tuple((p.name, p.local_name, tuple(p.parameter.shape)) for p in row.params),
+    )
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def _moments(
+    count: float, total: float, squares: float
+) -> tuple[float | None, float | None, float | None]:
+    if count <= 0:
+        return None, None, None
+    mean = total / count
+    mean_square = squares / count
+    return mean, math.sqrt(max(mean_square - mean * mean, 0.0)), math.sqrt(max(mean_square, 0.0))
+
+
+@dataclass
+class _Decoded:
+    meta: RowMeta
+    vector: np.ndarray
+    hist: np.ndarray
+
+    def acc(self, index: int) -> float:
+        return float(self.vector[index])
+
+    @property
+    def rms(self) -> float | None:
+        return _moments(self.acc(ACC.FINITE), self.acc(ACC.SUM), self.acc(ACC.SUMSQ))[2]
+
+    @property
+    def grad_rms(self) -> float | None:
+        return _moments(
+            self.acc(ACC.GRAD_FINITE), self.acc(ACC.GRAD_SUM), self.acc(ACC.GRAD_SUMSQ)
+        )[2]
+
+    def param(self, index: int) -> np.ndarray:
+        start = _PARAM_START + _PARAM_WIDTH * index
+        return self.vector[start : start + _PARAM_WIDTH]
+
+
+def build_report(
+    metas: Sequence[RowMeta],
+    vectors: Sequence[np.ndarray],
+    hists: Sequence[np.ndarray],
+    *,
+    input_sums: np.ndarray | None,
+    thresholds: Thresholds,
+    expected: Mapping[str, float],
+    symmetry: Mapping[str, list[tuple[int, ...]] | None],
+    bins: Any,
+    loss: float | None = None,
+    step: int | None = None,
+    title: str = "",
+) -> ProbeReport:
+    """The report of one batch/step from decoded records (host arrays)."""
+    decoded = [_Decoded(meta, vector, hist) for meta, vector, hist in zip(metas, vectors, hists)]
+    input_ms = None
+    input_rms = None
+    if input_sums is not None and input_sums[1] > 0:
+        input_ms = float(input_sums[0] / input_sums[1])
+        input_rms = math.sqrt(input_ms)
+    chain = [_chain_row(d) for d in decoded]
+    expected_out = expected_stds(chain, expected)
+    predicted = mean_field_predictions(chain, input_ms)
+    last_grad_rms = None
+    for d in reversed(decoded):
+        if d.acc(ACC.GRAD_FINITE) > 0:
+            last_grad_rms = d.grad_rms
+            break
+    rows = []
+    reference_rms, reference_name = input_rms, "input"
+    for index, d in enumerate(decoded, start=1):
+        row = _layer_stats(
+            index,
+            d,
+            input_rms=input_rms,
+            reference_rms=reference_rms,
+            reference_name=reference_name,
+            last_grad_rms=last_grad_rms,
+            expected=expected,
+            expected_std=expected_out.get(d.meta.info.name),
+            predicted_std=predicted.get(d.meta.info.name),
+            groups=symmetry.get(d.meta.info.name),
+            thresholds=thresholds,
+        )
+        rows.append(row)
+        if d.meta.info.kind == "norm" and row.act_rms:
+            reference_rms, reference_name = row.act_rms, f"{d.meta.info.name} (norm)"
+    return ProbeReport(
+        rows=rows,
+        bins=bins,
+        thresholds=thresholds,
+        input_rms=input_rms,
+        loss=loss,
+        step=step,
+        title=title,
+    )
+
+
+def _chain_row(d: _Decoded) -> ChainRow:
+    info = d.meta.info
+    weight_shape = None
+    weight_ms = bias_ms = None
+    for index, (_, local, shape) in enumerate(d.meta.params):
+        values = d.param(index)
+        count = values[_WEIGHT + 2]
+        mean_square = float(values[_WEIGHT + 1] / count) if count > 0 else None
+        if local == "weight":
+            weight_shape, weight_ms = shape, mean_square
+        elif local == "bias":
+            bias_ms = mean_square
+    in_n = d.acc(ACC.IN_N)
+    return ChainRow(
+        name=info.name,
+        kind=info.kind,
+        module=d.meta.module,
+        source=d.meta.source,
+        layout=info.layout,
+        groups=info.groups,
+        weight_shape=weight_shape,
+        weight_mean_square=weight_ms,
+        bias_mean_square=bias_ms,
+        input_mean_square=d.acc(ACC.IN_SUMSQ) / in_n if in_n > 0 else None,
+    )
+
+
+def _layer_stats(
+    index: int,
+    d: _Decoded,
+    *,
+    input_rms: float | None,
+    reference_rms: float | None,
+    reference_name: str,
+    last_grad_rms: float | None,
+    expected: Mapping[str, float],
+    expected_std: float | None,
+    predicted_std: float | None,
+    groups: list[tuple[int, ...]] | None,
+    thresholds: Thresholds,
+) -> LayerStats:
+    info = d.meta.info
+    finite = d.acc(ACC.FINITE)
+    mean, std, rms = _moments(finite, d.acc(ACC.SUM), d.acc(ACC.SUMSQ))
+    in_n = d.acc(ACC.IN_N)
+    in_rms = math.sqrt(d.acc(ACC.IN_SUMSQ) / in_n) if in_n > 0 else None
+    gain = _ratio(rms, in_rms) if rms is not None and in_rms is not None else None
+    log_gain = None
+    if rms is not None and input_rms:
+        log_gain = math.log10(rms / input_rms) if rms > 0 else -math.inf
+    scale_ratio = _ratio(rms, reference_rms) if rms is not None and reference_rms else None
+    saturation_n = d.acc(ACC.SATURATION_N)
+    saturated = (
+        d.acc(ACC.SATURATED) / saturation_n if info.saturating and saturation_n > 0 else None
+    )
+    dead_units, units = int(d.vector[_DEAD]), int(d.vector[_DEAD + 1])
+    dead_fraction = dead_units / units if info.dying and units > 0 else None
+    if units < 0:
+        dead_units, units = 0, 0
+    gram_calls = d.acc(ACC.GRAM_CALLS)
+    erank = d.acc(ACC.ERANK) / gram_calls if gram_calls > 0 else None
+    cosine = d.acc(ACC.COSINE) / gram_calls if gram_calls > 0 else None
+    grad_finite = d.acc(ACC.GRAD_FINITE)
+    grad_mean, grad_std, _ = _moments(grad_finite, d.acc(ACC.GRAD_SUM), d.acc(ACC.GRAD_SUMSQ))
+    grad_norm = math.sqrt(d.acc(ACC.GRAD_SUMSQ)) if grad_finite > 0 else None
+    grad_nonfinite = int(d.acc(ACC.GRAD_NONFINITE))
+    grad_ratio = None
+    if grad_finite > 0 and last_grad_rms:
+        grad_ratio = _ratio(d.grad_rms or 0.0, last_grad_rms)
+    params = tuple(_param_stats(d, i, expected) for i in range(len(d.meta.params)))
+    main = next(
+        (p for p in params if p.name.rsplit(".", 1)[-1] == "weight"), params[0] if params else None
+    )
+    nonfinite = int(d.acc(ACC.NONFINITE))
+    shape = d.meta.output_shape
+    if units <= 0 and shape is not None and len(shape) >= 2:
+        units = shape[info.unit_dim]
+    weight_units = units
+    for _, local, weight_shape in d.meta.params:
+        if local == "weight" and len(weight_shape) >= 2 and info.layout is not None:
+            weight_units = weight_shape[1 if info.layout == "conv_transpose" else 0]
+    symmetric_units = sum(len(group) for group in groups or ())
+    evidence = Evidence(
+        nonfinite=nonfinite,
+        grad_nonfinite=grad_nonfinite,
+        scale_ratio=scale_ratio,
+        reference=reference_name,
+        grad_ratio=grad_ratio,
+        saturated_fraction=saturated,
+        dead_fraction=dead_fraction,
+        dead_units=dead_units,
+        units=weight_units if groups else units,  # what the dead or symmetric counts are out of
+        symmetric_units=symmetric_units,
+        symmetric_group_count=len(groups or ()),
+        largest_group=max((len(group) for group in groups or ()), default=0),
+        mean_cosine=cosine,
+        all_zero=finite > 0 and d.acc(ACC.SUMSQ) == 0.0,
+    )
+    verdict, reason, flags = judge(evidence, thresholds)
+    if expected_std is not None and std is not None and expected_std > 0:
+        reason += f"; std {std:.3g} vs expected {expected_std:.3g}"
+    low, high = d.acc(ACC.MIN), -d.acc(ACC.NEG_MAX)
+    return LayerStats(
+        name=info.name,
+        module_type=info.module_type,
+        kind=info.kind,
+        index=index,
+        activation=info.activation,
+        calls=int(d.acc(ACC.CALLS)),
+        shape=d.meta.output_shape,
+        act_mean=mean,
+        act_std=std,
+        act_rms=rms,
+        act_min=low if d.acc(ACC.N) > 0 else None,
+        act_max=high if d.acc(ACC.N) > 0 else None,
+        nonfinite=nonfinite,
+        in_rms=in_rms,
+        gain=gain,
+        log_gain_cum=log_gain,
+        scale_ratio=scale_ratio,
+        saturated_fraction=saturated,
+        dead_fraction=dead_fraction,
+        dead_units=dead_units if info.dying else 0,
+        units=units,
+        effective_rank=erank,
+        mean_cosine=cosine,
+        grad_mean=grad_mean,
+        grad_std=grad_std,
+        grad_norm=grad_norm,
+        grad_nonfinite=grad_nonfinite,
+        grad_weight_ratio=main.grad_weight_ratio if main else None,
+        update_weight_ratio=main.update_weight_ratio if main else None,
+        symmetric_groups=tuple(groups) if groups is not None else None,
+        hist=tuple(int(round(c)) for c in d.hist),
+        expected_std=expected_std,
+        predicted_std=predicted_std,
+        verdict=verdict,
+        reason=reason,
+        flags=flags,
+        params=params,
+    )
+
+
+def _param_stats(d: _Decoded, index: int, expected: Mapping[str, float]) -> ParamStats:
+    name, _, shape = d.meta.params[index]
+    values = d.param(index)
+    w_count = values[_WEIGHT + 2]
+    w_mean, w_std, w_rms = _moments(w_count, values[_WEIGHT], values[_WEIGHT + 1])
+    weight_norm = math.sqrt(max(values[_WEIGHT + 1], 0.0))
+    g_finite = values[PARAM.GRAD_FINITE]
+    grad_std = grad_norm = None
+    if values[PARAM.GRAD_N] > 0 and g_finite > 0:
+        _, grad_std, _ = _moments(g_finite, values[PARAM.GRAD_SUM], values[PARAM.GRAD_SUMSQ])
+        grad_norm = math.sqrt(values[PARAM.GRAD_SUMSQ])
+    update = math.sqrt(values[PARAM.UPDATE_SUMSQ]) if values[PARAM.UPDATES] > 0 else None
+    return ParamStats(
+        name=name,
+        shape=shape,
+        weight_mean=w_mean if w_mean is not None else 0.0,
+        weight_std=w_std if w_std is not None else 0.0,
+        weight_norm=weight_norm,
+        expected_std=expected.get(name),
+        grad_std=grad_std,
+        grad_norm=grad_norm,
+        grad_nonfinite=int(values[PARAM.GRAD_NONFINITE]),
+        grad_weight_ratio=_ratio(grad_norm, weight_norm) if grad_norm is not None else None,
+        update_weight_ratio=_ratio(update, weight_norm) if update is not None else None,
+    )
+
+
+def symmetry_of(
+    collector: Collector,
+    rows: Sequence[RowState],
+    grads: Mapping[str, torch.Tensor | None],
+    tol: float,
+) -> dict[str, list[tuple[int, ...]] | None]:
+    """Symmetric unit groups of every weight row (None for rows without unit-shaped weights)."""
+    result: dict[str, list[tuple[int, ...]] | None] = {}
+    for row in rows:
+        info = row.info
+        if info.kind not in ("linear", "conv", "conv_transpose"):
+            result[info.name] = None
+            continue
+        by_local = {p.local_name: p for p in row.params}
+        weight = by_local.get("weight")
+        if weight is None:
+            result[info.name] = None
+            continue
+        bias = by_local.get("bias")
+        layout = info.layout or "linear"
+        weights = unit_rows(
+            weight.parameter,
+            bias.parameter if bias is not None else None,
+            layout=layout,
+            groups=info.groups,
+        )
+        if weights is None:
+            result[info.name] = None
+            continue
+        weight_grad = grads.get(weight.name)
+        grad_rows = None
+        if weight_grad is not None:
+            bias_grad = grads.get(bias.name) if bias is not None else None
+            if bias is not None and bias_grad is None:
+                bias_grad = torch.zeros_like(bias.parameter)
+            grad_rows = unit_rows(weight_grad, bias_grad, layout=layout, groups=info.groups)
+        result[info.name] = symmetric_groups(weights, grad_rows, tol=tol, groups=info.groups)
+    return result

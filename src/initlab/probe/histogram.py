@@ -1,0 +1,146 @@
+"""Fixed, symmetric, log-spaced histogram bins that keep the sign of the values.
+
+Activations of a badly initialized network span many decades (1e-30 after a
+vanishing chain, 1e+30 before an overflow), so linear bins fitted to one
+layer say nothing about the next. The bins here are the same for every layer
+and every step:
+
+* a zero bin for |x| < 10**low (exact zeros and underflow);
+* ``per_decade`` bins per decade for 10**low <= |x| < 10**high, mirrored for
+  negative values, the outermost bins also holding everything beyond
+  10**high (and +-inf);
+* one extra slot, after the last bin, that counts non-finite values (NaN
+  and +-inf).
+
+With the defaults (low=-8, high=8, per_decade=4) there are 64 bins per sign,
+129 value bins and the non-finite slot. Counting is a handful of elementwise ops and
+one ``index_add_`` into a fixed-size tensor on the values' device: no
+synchronisation with the host and no memory that grows with the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["HistogramBins", "DEFAULT_BINS"]
+
+
+@dataclass(frozen=True)
+class HistogramBins:
+    """Signed log-spaced bins: ``per_decade`` bins per decade between 10**low and 10**high."""
+
+    low: int = -8
+    high: int = 8
+    per_decade: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "per_decade"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"HistogramBins: {name} must be an int, got {value!r}")
+        if self.high <= self.low:
+            raise ValueError(
+                f"HistogramBins: needs low < high, got low={self.low}, high={self.high}"
+            )
+        if self.per_decade < 1:
+            raise ValueError(f"HistogramBins: per_decade must be >= 1, got {self.per_decade}")
+
+    @property
+    def per_sign(self) -> int:
+        """Number of bins for positive (and for negative) values."""
+        return (self.high - self.low) * self.per_decade
+
+    @property
+    def num_bins(self) -> int:
+        """Number of value bins (negative, zero, positive); the non-finite slot comes on top."""
+        return 2 * self.per_sign + 1
+
+    @property
+    def center(self) -> int:
+        """Index of the zero bin."""
+        return self.per_sign
+
+    @property
+    def nan_slot(self) -> int:
+        """Index of the slot that counts non-finite values (NaN, +-inf)."""
+        return self.num_bins
+
+    def magnitudes(self) -> np.ndarray:
+        """The positive bin edges 10**low, ..., 10**high (per_sign + 1 values)."""
+        exponents = self.low + np.arange(self.per_sign + 1) / self.per_decade
+        return np.power(10.0, exponents)
+
+    def edges(self) -> np.ndarray:
+        """All value-bin edges, symmetric about 0, with -inf and +inf at the ends.
+
+        A positive bin holds magnitudes in [edges[i], edges[i + 1]); bins
+        mirror exactly, so a negative bin holds (edges[i], edges[i + 1]]. The
+        zero bin is (-10**low, 10**low).
+        """
+        positive = self.magnitudes()
+        inner = positive[1:-1]
+        return np.concatenate(
+            [[-np.inf], -inner[::-1], [-positive[0], positive[0]], inner, [np.inf]]
+        )
+
+    def signed_log_centers(self) -> np.ndarray:
+        """Plot coordinate of each value bin: sign * (log10|x| - low + 1/per_decade/2), 0 for the zero bin.
+
+        Positive bin k sits at (k + 0.5) / per_decade decades right of the
+        zero bin, negative bins mirror it.
+        """
+        offsets = (np.arange(self.per_sign) + 0.5) / self.per_decade
+        return np.concatenate([-offsets[::-1], [0.0], offsets])
+
+    def count(self, values: torch.Tensor) -> torch.Tensor:
+        """Counts per bin (num_bins + 1 entries, the last one non-finite) as float64 on the values' device."""
+        counts = torch.zeros(self.num_bins + 1, dtype=torch.float64, device=values.device)
+        self.count_into_(counts, values)
+        return counts
+
+    def count_into_(self, counts: torch.Tensor, values: torch.Tensor) -> None:
+        """Add the counts of ``values`` into ``counts`` (float64, num_bins + 1) in place."""
+        flat = values.detach().reshape(-1)
+        if flat.numel() == 0:
+            return
+        if flat.dtype not in (torch.float32, torch.float64):
+            flat = flat.float()
+        magnitude = flat.abs()
+        # decade offset k in [-1, per_sign - 1]: -1 below 10**low (zeros: log10 = -inf), NaN for NaN
+        index = torch.log10(magnitude).sub_(self.low).mul_(self.per_decade).floor_()
+        index = index.clamp_(-1, self.per_sign - 1).add_(1)
+        # inf * 0 = NaN: infinities join NaN in the non-finite slot (in place, no new buffer)
+        index.addcmul_(magnitude, torch.zeros((), dtype=index.dtype, device=index.device))
+        # signed bin center +- (k + 1); zeros and values below 10**low have k + 1 = 0
+        index.copysign_(flat).add_(self.center)
+        index = torch.nan_to_num_(index, nan=float(self.nan_slot)).long()
+        if index.device.type == "cpu":
+            counts.add_(torch.bincount(index, minlength=self.num_bins + 1))
+        else:  # bincount sizes its output from the data, which would synchronise a GPU
+            ones = torch.ones((), dtype=torch.float64, device=flat.device).expand(flat.numel())
+            counts.index_add_(0, index, ones)
+
+    def bin_label(self, index: int) -> str:
+        """Human-readable range of bin ``index``."""
+        if index == self.nan_slot:
+            return "non-finite"
+        edges = self.edges()
+        if index < self.center:
+            return f"({edges[index]:.3g}, {edges[index + 1]:.3g}]"
+        if index == self.center:
+            return f"({edges[index]:.3g}, {edges[index + 1]:.3g})"
+        return f"[{edges[index]:.3g}, {edges[index + 1]:.3g})"
+
+    def tick_positions(self, every: int = 4) -> tuple[np.ndarray, list[str]]:
+        """Positions and labels (±1e-8 … ±1e8) on the ``signed_log_centers`` axis, every ``every`` decades."""
+        exponents = [e for e in range(self.high, self.low, -every)][::-1]
+        offsets = [float(e - self.low) for e in exponents]
+        positions = [-o for o in offsets[::-1]] + [0.0] + offsets
+        labels = [f"-1e{e}" for e in exponents[::-1]] + ["0"] + [f"1e{e}" for e in exponents]
+        return np.asarray(positions), labels
+
+
+DEFAULT_BINS = HistogramBins()

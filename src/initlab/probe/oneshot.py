@@ -1,0 +1,208 @@
+"""``audit``: one forward (and, where a loss can be formed, one backward) pass, one report.
+
+The audit leaves the model as it found it: weights untouched, ``.grad``
+untouched (gradients come from ``torch.autograd.grad``), BatchNorm running
+statistics restored, every module's train/eval flag restored, every hook
+removed -- also when the forward pass raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from initlab.probe.build import build_report, record_of, row_meta, symmetry_of, to_host
+from initlab.probe.collector import Collector, first_tensor
+from initlab.probe.expected import normalise_expected
+from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
+from initlab.probe.layers import ModuleSelector
+from initlab.probe.report import ProbeReport
+from initlab.probe.verdicts import Thresholds
+
+__all__ = ["audit", "call_model", "form_loss"]
+
+LossFn = Callable[..., torch.Tensor]
+_MODES = ("keep", "train", "eval")
+
+
+def call_model(model: nn.Module, batch: Any) -> Any:
+    """``model(batch)`` for a tensor, ``model(*batch)`` for a tuple/list, ``model(**batch)`` for a dict."""
+    if isinstance(batch, torch.Tensor):
+        return model(batch)
+    if isinstance(batch, tuple | list):
+        return model(*batch)
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    raise TypeError(
+        "batch must be a tensor (model(batch)), a tuple/list of model arguments (model(*batch)) "
+        f"or a dict of keyword arguments (model(**batch)); got {type(batch).__name__}"
+    )
+
+
+def _primary_output(output: Any) -> torch.Tensor:
+    if isinstance(output, Mapping):
+        for key in ("logits", "output", "out", "loss"):
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
+    tensor = first_tensor(output)
+    if tensor is None:
+        raise ValueError(
+            f"the model's output holds no tensor to form a loss from (got {type(output).__name__})"
+        )
+    return tensor
+
+
+def form_loss(output: Any, loss_fn: LossFn | None, target: Any) -> torch.Tensor | None:
+    """The scalar loss of ``output``, or None when none can be formed.
+
+    ``loss_fn(output, target)`` (or ``loss_fn(output)`` without target);
+    without ``loss_fn``: cross-entropy for an integer target, mean squared
+    error for a floating target of the output's shape; no target, no loss.
+    """
+    if loss_fn is not None:
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        loss = loss_fn(output) if target is None else loss_fn(output, target)
+    elif target is None:
+        return None
+    else:
+        prediction = _primary_output(output)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+        if not target.is_floating_point():
+            loss = functional.cross_entropy(prediction, target)
+        elif target.shape == prediction.shape:
+            loss = functional.mse_loss(prediction, target)
+        else:
+            raise ValueError(
+                f"target of shape {tuple(target.shape)} fits neither cross-entropy (integer classes) nor "
+                f"mean squared error (same shape as the output, {tuple(prediction.shape)}); pass loss_fn="
+            )
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor, got {shape}")
+    return loss.reshape(())
+
+
+def _set_mode(model: nn.Module, mode: str) -> dict[nn.Module, bool]:
+    saved = {module: module.training for module in model.modules()}
+    if mode == "train":
+        model.train()
+    elif mode == "eval":
+        model.eval()
+    return saved
+
+
+def _grad_input(batch: Any) -> Any:
+    """A floating tensor batch as a leaf that requires grad, so frozen models still get gradients."""
+    if isinstance(batch, torch.Tensor) and batch.is_floating_point() and not batch.requires_grad:
+        return batch.detach().requires_grad_(True)
+    return batch
+
+
+def audit(
+    model: nn.Module,
+    batch: Any,
+    loss_fn: LossFn | None = None,
+    target: Any = None,
+    *,
+    expected: Any = None,
+    modules: ModuleSelector = None,
+    mode: str = "keep",
+    thresholds: Thresholds | None = None,
+    bins: HistogramBins = DEFAULT_BINS,
+    rank_samples: int = 64,
+    title: str = "",
+) -> ProbeReport:
+    """Per-layer statistics of ``model`` on one ``batch``, with verdicts.
+
+    Runs ``model(batch)`` once with hooks on the selected layers (see
+    :func:`initlab.probe.layers.select_layers`); if a loss can be formed
+    (``loss_fn`` and/or ``target``, see :func:`form_loss`) also one backward
+    pass for gradient statistics. ``expected`` gives the scheme's expected
+    std per parameter or layer (a mapping, or the ``InitReport`` of
+    ``initlab.init_model``). ``mode`` is ``"keep"`` (default), ``"train"`` or
+    ``"eval"``; the model's own flags are restored afterwards.
+
+    >>> import torch, initlab as il
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh())
+    >>> report = il.audit(net, torch.randn(32, 8))
+    >>> [row.verdict for row in report.rows]
+    ['healthy', 'healthy']
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    if thresholds is None:
+        thresholds = Thresholds()
+    elif not isinstance(thresholds, Thresholds):
+        raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
+    expected_map = normalise_expected(expected)
+    batch = _grad_input(batch)
+    saved_modes = _set_mode(model, mode)
+    saved_buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    collector = Collector(
+        model,
+        modules,
+        bins=bins,
+        saturation_threshold=thresholds.saturation_derivative,
+        rank_samples=rank_samples,
+    )
+    grads: dict[str, torch.Tensor | None] = {}
+    loss_value: torch.Tensor | None = None
+    try:
+        collector.recording = True
+        output = call_model(model, batch)
+        loss = form_loss(output, loss_fn, target)
+        if loss is not None and loss.requires_grad:
+            loss_value = loss.detach()
+            named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+            inputs: list[torch.Tensor] = [p for _, p in named]
+            if isinstance(batch, torch.Tensor) and batch.requires_grad and batch.is_leaf:
+                inputs.append(batch)
+            if inputs:
+                gradients = torch.autograd.grad(loss, inputs, allow_unused=True)
+                grads = {name: g for (name, _), g in zip(named, gradients)}
+        collector.recording = False
+        rows = list(collector.iter_recorded())
+        symmetry = symmetry_of(collector, rows, grads, thresholds.symmetry_tol)
+        records = [record_of(row) for row in rows]
+        tensors: list[torch.Tensor] = [vector for vector, _ in records] + [
+            hist for _, hist in records
+        ]
+        if collector.input_acc is not None:
+            tensors.append(collector.input_acc)
+        if loss_value is not None:
+            tensors.append(loss_value.reshape(1))
+        host = to_host(tensors)
+    finally:
+        collector.close()
+        with torch.no_grad():
+            for buffer, value in saved_buffers:
+                buffer.copy_(value)
+        for module, training in saved_modes.items():
+            module.training = training
+    count = len(rows)
+    position = 2 * count
+    input_sums = None
+    if collector.input_acc is not None:
+        input_sums = host[position]
+        position += 1
+    loss_float = float(host[position][0]) if loss_value is not None else None
+    return build_report(
+        [row_meta(row) for row in rows],
+        host[:count],
+        host[count : 2 * count],
+        input_sums=input_sums,
+        thresholds=thresholds,
+        expected=expected_map,
+        symmetry=symmetry,
+        bins=bins,
+        loss=loss_float,
+        title=title,
+    )

@@ -1,0 +1,328 @@
+"""Each statistic of a probe row against a direct computation on the same tensors."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import initlab as il
+from initlab.probe import DEFAULT_BINS, HistogramBins, Thresholds
+from initlab.probe.layers import relative_derivative, saturated_count, select_layers
+from initlab.probe.symmetry import symmetric_groups
+
+
+class Emit(nn.Module):
+    """Ignores its input and returns a fixed tensor (times a parameter, so gradients flow)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value * self.scale + 0 * x.sum()
+
+
+def test_histogram_bins_mirror_around_zero_and_agree_with_numpy() -> None:
+    bins = HistogramBins(low=-6, high=6, per_decade=3)
+    edges = bins.edges()
+    assert np.allclose(edges, -edges[::-1])
+    assert len(edges) == bins.num_bins + 1
+    generator = torch.Generator().manual_seed(0)
+    magnitudes = 10.0 ** (torch.rand(20000, generator=generator, dtype=torch.float64) * 16 - 8)
+    signs = torch.where(torch.rand(20000, generator=generator) < 0.3, -1.0, 1.0).to(torch.float64)
+    values = magnitudes * signs
+    counts = bins.count(values).numpy()
+    positive = values[values > 0].numpy()
+    negative = values[values < 0].numpy()
+    # positive bins [m_k, m_k+1) with the outermost open to +inf
+    upper = np.histogram(positive, np.concatenate([[0.0], bins.magnitudes()[:-1], [np.inf]]))[0]
+    lower = np.histogram(-negative, np.concatenate([[0.0], bins.magnitudes()[:-1], [np.inf]]))[0]
+    center = bins.center
+    assert counts[center] == upper[0] + lower[0]  # below 10**low on either side
+    assert np.array_equal(counts[center + 1 : bins.num_bins], upper[1:])
+    assert np.array_equal(counts[:center][::-1], lower[1:])
+    assert counts[bins.nan_slot] == 0
+    assert counts.sum() == values.numel()
+
+
+def test_histogram_puts_nan_and_inf_in_the_nonfinite_slot_and_keeps_the_sign() -> None:
+    values = torch.tensor([float("nan"), float("inf"), -float("inf"), 2.0, -2.0, 0.0, 1e-12])
+    counts = DEFAULT_BINS.count(values).numpy()
+    assert counts[DEFAULT_BINS.nan_slot] == 3
+    assert counts[DEFAULT_BINS.center] == 2
+    plus, minus = (
+        DEFAULT_BINS.center + 1 + 33,
+        DEFAULT_BINS.center - 1 - 33,
+    )  # log10(2) * 4 = 1.2 -> bin 33
+    assert counts[plus] == 1 and counts[minus] == 1
+    assert "non-finite" == DEFAULT_BINS.bin_label(DEFAULT_BINS.nan_slot)
+
+
+def test_row_moments_gain_and_bounds_match_direct_computation() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(30, 20)
+    x = torch.randn(64, 30) * 3.0 + 0.5
+    report = il.audit(layer, x)
+    row = report.rows[0]
+    y = layer(x).detach().double()
+    assert row.act_mean == pytest.approx(y.mean().item(), rel=1e-9, abs=1e-12)
+    assert row.act_std == pytest.approx(y.std(unbiased=False).item(), rel=1e-9)
+    assert row.act_rms == pytest.approx(y.square().mean().sqrt().item(), rel=1e-9)
+    assert row.act_min == pytest.approx(y.min().item()) and row.act_max == pytest.approx(
+        y.max().item()
+    )
+    in_rms = x.double().square().mean().sqrt().item()
+    assert row.in_rms == pytest.approx(in_rms, rel=1e-9)
+    assert row.gain == pytest.approx(row.act_rms / in_rms, rel=1e-9)
+    assert row.log_gain_cum == pytest.approx(math.log10(row.act_rms / in_rms), rel=1e-9)
+    assert report.input_rms == pytest.approx(in_rms, rel=1e-9)
+    assert sum(row.hist) == y.numel() and row.shape == (64, 20)
+
+
+def test_nonfinite_values_are_counted_and_the_first_such_layer_named() -> None:
+    value = torch.ones(4, 5)
+    value[0, 0] = float("nan")
+    value[1, :2] = float("inf")
+    net = nn.Sequential(nn.Linear(3, 3), Emit(value), nn.Tanh())
+    report = il.audit(net, torch.randn(4, 3))
+    assert report["1"].nonfinite == 3
+    assert report["1"].verdict == "non-finite"
+    assert report.first_nonfinite_layer == "1"
+    assert report["1"].act_max == float("inf")
+    # tanh(inf) = 1 is finite again; NaN stays
+    assert report["2"].nonfinite == 1
+    assert report["1"].act_mean == pytest.approx(1.0)  # over the 17 finite entries
+
+
+def test_saturated_fraction_counts_entries_whose_derivative_is_small() -> None:
+    generator = torch.Generator().manual_seed(0)
+    pre = torch.randn(200, 50, generator=generator) * 3.0
+    for module, name in (
+        (nn.Tanh(), "tanh"),
+        (nn.Sigmoid(), "sigmoid"),
+        (nn.Softsign(), "softsign"),
+    ):
+        net = nn.Sequential(Emit(pre), module)
+        report = il.audit(net, torch.zeros(200, 1))
+        output = module(pre)
+        expected = (relative_derivative(name, output) < 0.1).double().mean().item()
+        assert report["1"].saturated_fraction == pytest.approx(expected, abs=1e-12)
+        assert saturated_count(name, output, 0.1).item() == pytest.approx(expected * pre.numel())
+    # tanh: 1 - y^2 < 0.1 <=> |x| > atanh(sqrt(0.9)) = 1.818: P(|3 z| > 1.818) = 0.545
+    tanh_report = il.audit(nn.Sequential(Emit(pre), nn.Tanh()), torch.zeros(200, 1))
+    assert tanh_report["1"].saturated_fraction == pytest.approx(
+        0.545, abs=4 * math.sqrt(0.25 / pre.numel())
+    )
+    assert tanh_report["1"].verdict == "saturated"
+
+
+def test_dead_units_are_units_silent_for_every_sample_not_single_zeros() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(10, 40)
+    with torch.no_grad():
+        linear.bias[:12] = -100.0  # these 12 units never fire
+    net = nn.Sequential(linear, nn.ReLU())
+    report = il.audit(net, torch.randn(128, 10))
+    row = report["1"]
+    # about half of all entries are 0, but only the 12 units are dead
+    zero_fraction = row.hist[report.bins.center] / sum(row.hist)
+    assert zero_fraction > 0.5
+    assert row.dead_units == 12 and row.units == 40
+    assert row.dead_fraction == pytest.approx(12 / 40)
+    assert row.verdict == "healthy"  # 30% < the 40% threshold
+    with torch.no_grad():
+        linear.bias[:20] = -100.0
+    assert il.audit(net, torch.randn(128, 10))["1"].verdict == "dead"
+
+
+def test_dead_units_of_a_conv_are_channels() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    with torch.no_grad():
+        conv.bias[:5] = -100.0
+    report = il.audit(nn.Sequential(conv, nn.ReLU()), torch.randn(16, 3, 8, 8))
+    assert report["1"].units == 8 and report["1"].dead_units == 5
+
+
+def test_effective_rank_and_cosine_of_outputs_with_known_structure() -> None:
+    generator = torch.Generator().manual_seed(0)
+    # 64 samples on 5 orthonormal directions with equal weight: centred rank 5, flat spectrum
+    basis = torch.linalg.qr(torch.randn(100, 5, generator=generator, dtype=torch.float64))[0].T
+    coefficients = torch.linalg.qr(torch.randn(64, 5, generator=generator, dtype=torch.float64))[0]
+    coefficients = coefficients - coefficients.mean(0)
+    low_rank = (coefficients @ basis).float()
+    report = il.audit(nn.Sequential(Emit(low_rank)), torch.zeros(64, 1))
+    assert report["0"].effective_rank == pytest.approx(5.0, rel=0.05)
+    same = torch.randn(1, 100, generator=generator).expand(64, 100).contiguous()
+    collapsed = il.audit(nn.Sequential(Emit(same)), torch.zeros(64, 1))["0"]
+    assert collapsed.mean_cosine == pytest.approx(1.0, abs=1e-6)
+    assert collapsed.effective_rank == pytest.approx(0.0, abs=1e-6)
+    assert collapsed.verdict == "collapsed"
+    independent = il.audit(
+        nn.Sequential(Emit(torch.randn(64, 100, generator=generator))), torch.zeros(64, 1)
+    )["0"]
+    # cosines of independent Gaussian vectors in 100 dims have std 0.1: the mean of 2016 pairs is ~0
+    assert abs(independent.mean_cosine) < 4 * 0.1 / math.sqrt(64 * 63 / 2)
+
+
+def test_gradient_statistics_match_autograd_per_layer_and_parameter() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    report = il.audit(net, x, target=y)
+    hidden = net[0](x)
+    hidden.retain_grad()
+    logits = net[2](torch.tanh(hidden))
+    loss = nn.functional.cross_entropy(logits, y)
+    loss.backward()
+    assert report.loss == pytest.approx(loss.item(), rel=1e-6)
+    assert report["0"].grad_norm == pytest.approx(hidden.grad.norm().item(), rel=1e-5)
+    assert report["0"].grad_std == pytest.approx(hidden.grad.std(unbiased=False).item(), rel=1e-5)
+    weight = report["0"].params[0]
+    assert weight.name == "0.weight"
+    assert weight.grad_norm == pytest.approx(net[0].weight.grad.norm().item(), rel=1e-5)
+    assert weight.weight_norm == pytest.approx(net[0].weight.norm().item(), rel=1e-6)
+    assert report["0"].grad_weight_ratio == pytest.approx(
+        weight.grad_norm / weight.weight_norm, rel=1e-9
+    )
+    assert report["0"].params[1].name == "0.bias"
+    assert report["2"].params[0].grad_norm == pytest.approx(
+        net[2].weight.grad.norm().item(), rel=1e-5
+    )
+
+
+def test_expected_std_follows_fans_and_the_init_reports_weight_std() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(200, 300, bias=False), nn.ReLU(), nn.Linear(300, 100, bias=False))
+    scheme = il.he_normal(nonlinearity="relu")
+    for index in (0, 2):
+        scheme(net[index].weight)
+    rows = [
+        SimpleNamespace(name=f"{i}.weight", expected_std=scheme.expected_std(net[i].weight.shape))
+        for i in (0, 2)
+    ]
+    x = torch.randn(256, 200) * 2.0
+    report = il.audit(net, x, expected=SimpleNamespace(rows=rows))
+    # first layer: sqrt(fan_in * 2 / fan_in * E[x^2]) = sqrt(2) * 2
+    assert report["0"].expected_std == pytest.approx(
+        math.sqrt(2.0) * x.square().mean().sqrt().item(), rel=1e-6
+    )
+    # relu of N(0, s^2): std s * sqrt((1 - 1/pi) / 2)
+    assert report["1"].expected_std == pytest.approx(
+        report["0"].expected_std * math.sqrt((1 - 1 / math.pi) / 2), rel=1e-6
+    )
+    tolerance = 5 * math.sqrt(2 / (256 * 100))  # std of a std estimate from >= 256*100 entries
+    for name in ("0", "1", "2"):
+        assert report[name].act_std == pytest.approx(
+            report[name].expected_std, rel=tolerance + 0.05
+        )
+    assert report["0"].params[0].expected_std == rows[0].expected_std
+    # a layer name as key gives the output std directly
+    direct = il.audit(net, x, expected={"2": 0.5})
+    assert direct["2"].expected_std == 0.5 and direct["0"].expected_std is None
+
+
+def test_mean_field_column_follows_the_theory_along_the_chain() -> None:
+    from initlab.theory import predict_layer_stats
+
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(4):
+        linear = nn.Linear(400, 400)
+        nn.init.normal_(linear.weight, std=math.sqrt(1.5 / 400))
+        nn.init.normal_(linear.bias, std=math.sqrt(0.05))
+        layers += [linear, nn.Tanh()]
+    net = nn.Sequential(*layers)
+    x = torch.randn(128, 400)
+    report = il.audit(net, x)
+    linears = report.select("linear")
+    sigma_w2 = [400 * net[2 * i].weight.square().mean().item() for i in range(4)]
+    assert all(abs(s - 1.5) < 0.05 for s in sigma_w2)
+    theory = predict_layer_stats("tanh", 4, x.square().mean().item(), 1.5, 0.05)
+    assert [row.predicted_std for row in linears] == pytest.approx(theory, rel=0.03)
+    # and the measurement agrees with the theory within the finite-width error
+    assert [row.act_std for row in linears] == pytest.approx(
+        [row.predicted_std for row in linears], rel=0.1
+    )
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(16, 16)
+        self.act = nn.ReLU()
+        self.second = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.act(self.first(x))
+        return x + self.second(torch.relu(hidden))  # a functional activation breaks the chain
+
+
+def test_mean_field_column_stops_where_the_network_leaves_the_chain() -> None:
+    report = il.audit(Residual(), torch.randn(32, 16))
+    assert report["first"].predicted_std is not None and report["act"].predicted_std is not None
+    assert report["second"].predicted_std is None
+
+
+def test_exploding_verdict_when_every_layer_multiplies_the_scale() -> None:
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(4):
+        linear = nn.Linear(64, 64, bias=False)
+        nn.init.normal_(linear.weight, std=3.0 / 8.0)  # gain 3 per layer
+        layers.append(linear)
+    report = il.audit(nn.Sequential(*layers), torch.randn(32, 64))
+    assert [row.verdict for row in report.rows] == ["healthy", "healthy", "exploding", "exploding"]
+
+
+def test_thresholds_change_the_verdicts_and_reject_nonsense() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(32, 32), nn.Tanh())
+    nn.init.normal_(net[0].weight, std=0.5 / math.sqrt(32))
+    assert il.audit(net, torch.randn(64, 32))["1"].verdict == "healthy"
+    strict = Thresholds(vanishing=0.6)
+    assert il.audit(net, torch.randn(64, 32), thresholds=strict)["1"].verdict == "vanishing"
+    with pytest.raises(ValueError, match="vanishing < exploding"):
+        Thresholds(vanishing=20.0)
+    with pytest.raises(TypeError, match="dead"):
+        Thresholds(dead="many")  # type: ignore[arg-type]
+
+
+def test_layer_selection_by_names_classes_objects_and_predicate() -> None:
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.1), nn.Linear(4, 2))
+    assert [name for name, _ in select_layers(net)] == ["0", "1", "3"]
+    assert [name for name, _ in select_layers(net, ["3", "0"])] == ["0", "3"]
+    assert [name for name, _ in select_layers(net, [nn.Linear])] == ["0", "3"]
+    assert [name for name, _ in select_layers(net, [net[1]])] == ["1"]
+    assert [name for name, _ in select_layers(net, lambda name, m: isinstance(m, nn.Dropout))] == [
+        "2"
+    ]
+    with pytest.raises(ValueError, match="no module named 'fc'"):
+        select_layers(net, ["fc"])
+    with pytest.raises(TypeError, match="modules must be"):
+        select_layers(net, "0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="selects no module"):
+        select_layers(net, [nn.Conv2d])
+
+
+def test_symmetric_groups_find_duplicates_within_tolerance_only() -> None:
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randn(50, 20, generator=generator)
+    rows[7] = rows[3]
+    rows[30] = rows[3] + 1e-7
+    rows[12] = rows[40]
+    rows[20] = rows[21] + 1e-2  # different beyond the tolerance
+    assert symmetric_groups(rows) == [(3, 7, 30), (12, 40)]
+    grads = torch.randn(50, 20, generator=generator)
+    grads[7] = grads[3]
+    assert symmetric_groups(rows, grads) == [(3, 7)]
+    # units of different convolution groups read different inputs: never symmetric
+    paired = torch.cat([rows[:5], rows[:5]])
+    assert symmetric_groups(paired, groups=2) == []
+    assert len(symmetric_groups(paired, groups=1)) == 5
