@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 demo: $(STAMP)
 	$(BIN)/initlab list
 	$(BIN)/python -m initlab.demo
-	$(BIN)/initlab claims --quick --out runs/claims-quick
+	$(BIN)/initlab claims --quick --threads 1 --out runs/claims-quick
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

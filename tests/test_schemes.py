@@ -249,6 +249,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "method": st.sampled_from(["qr", "svd"]),
     "groups": st.integers(1, 8),
     "std_after_truncation": st.booleans(),
+    "activation": st.sampled_from(["tanh", "erf", "sigmoid"]),
+    "sigma_b2": st.floats(min_value=0.0, max_value=0.5),
 }
 
 
@@ -266,6 +268,8 @@ def scheme_configs(draw: st.DrawFn) -> dict[str, Any]:
     if name == "truncated_normal":
         low = draw(st.floats(-5.0, 1.0))
         config.update(a=low, b=low + draw(st.floats(0.5, 5.0)))
+    if name == "edge_of_chaos":
+        config["distribution"] = draw(st.sampled_from(["normal", "truncated_normal"]))
     if name == "variance_scaling":
         config["mode"] = draw(st.sampled_from(["fan_in", "fan_out", "fan_avg"]))
     if name.startswith("he_") and draw(st.booleans()):

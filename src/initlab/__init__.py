@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from initlab import rng, schemes
+from initlab import rng, schemes, theory  # theory registers the edge_of_chaos scheme
 from initlab.schemes import *  # noqa: F403  (the catalogue is the top-level API)
 from initlab.schemes import __all__ as _schemes_all
 
@@ -29,16 +29,17 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Plan": ("initlab.plan", "Plan"),
     "InitReport": ("initlab.plan", "InitReport"),
     "audit": ("initlab.probe", "audit"),
-    "probe": ("initlab.probe", "probe"),
+    "probe": ("initlab.probe", None),
+    "find_activations": ("initlab.plan", "find_activations"),
+    "output_layer": ("initlab.plan", "output_layer"),
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "lsuv": ("initlab.datainit", "lsuv"),
     "plan": ("initlab.plan", None),
-    "theory": ("initlab.theory", None),
     "datainit": ("initlab.datainit", None),
     "lab": ("initlab.lab", None),
 }
 
-__all__ = ["rng", "schemes", "__version__", *_schemes_all, *_LAZY]
+__all__ = ["rng", "schemes", "theory", "__version__", *_schemes_all, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,12 +20,19 @@ XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
 def make_network(hidden_init: il.Initializer, output_init: il.Initializer, seed: int) -> nn.Sequential:
     """A 2-2-1 tanh network in float64 with weights from the given schemes and zero biases."""
     generator = torch.Generator().manual_seed(seed)
-    network = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1)).double()
-    hidden_init(network[0].weight, layout="linear", generator=generator)
-    output_init(network[2].weight, layout="linear", generator=generator)
-    il.zeros()(network[0].bias)
-    il.zeros()(network[2].bias)
-    return network
+    hidden, output = nn.Linear(2, 2).double(), nn.Linear(2, 1).double()
+    hidden_init(hidden.weight, layout="linear", generator=generator)
+    output_init(output.weight, layout="linear", generator=generator)
+    il.zeros()(hidden.bias, layout="vector")
+    il.zeros()(output.bias, layout="vector")
+    return nn.Sequential(hidden, nn.Tanh(), output)
+
+
+def hidden_weight(network: nn.Sequential) -> torch.Tensor:
+    """The hidden layer's weight matrix W1 (one row per hidden unit), detached."""
+    layer = network[0]
+    assert isinstance(layer, nn.Linear)
+    return layer.weight.detach()
 
 
 def train(network: nn.Sequential, steps: int = 2000, lr: float = 0.5) -> float:
@@ -49,7 +56,7 @@ def main() -> None:
     for label, hidden_init, output_init in cases:
         network = make_network(hidden_init, output_init, seed=0)
         loss = train(network)
-        weights = network[0].weight.detach()
+        weights = hidden_weight(network)
         difference = float((weights[0] - weights[1]).abs().max())
         rows = "  ".join(f"W1[{i}]=({row[0]:+.4f}, {row[1]:+.4f})" for i, row in enumerate(weights.tolist()))
         print(f"{label:<24} final loss {loss:.4f}   {rows}")

@@ -387,8 +387,6 @@ def _row(step: int, config: TrainConfig, loss: float, accuracy: float) -> dict[s
 
 
 def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:
-    try:
-        from initlab.probe import probe
-    except ImportError as error:  # pragma: no cover - the probe layer ships with initlab
-        raise ValueError(f"probe_every needs initlab.probe, which could not be imported: {error}") from error
+    from initlab.probe.session import probe
+
     return probe(model, every=every, optimizer=optimizer)
