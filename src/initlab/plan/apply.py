@@ -545,7 +545,7 @@ def init_model(
         rows=rows,
         plan=str(plan_obj),
         seed=seed,
-        rng=rng,
+        rng=_describe_rng(rng),
         flow=flow.method if flow is not None else None,
         output_layer=flow.output_layer if flow is not None else None,
         warnings=notes,
@@ -553,3 +553,11 @@ def init_model(
         materialized=str(target_device) if meta_modules else None,
     )
 
+
+def _describe_rng(rng: str) -> str:
+    """The generator named in the report: the stream kind and its algorithm."""
+    if rng == "counter":
+        from initlab.rng import ALGORITHM
+
+        return f"counter ({ALGORITHM}, keyed by seed and parameter name)"
+    return "torch (torch.Generator seeded from seed and parameter name)"
