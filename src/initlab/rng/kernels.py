@@ -322,6 +322,11 @@ if numba is not None:
             if 0 <= target < n:
                 out[target] = values[position]
 
+    # The six kernels below are written out per distribution and precision on
+    # purpose: each is its own compiled function with a constant per_block and
+    # value routine, cached on disk. Made by a factory they would be closures,
+    # which numba's on-disk cache does not keep, and every process would pay
+    # the compile again.
     @njit(parallel=True, cache=True)
     def _uniform_kernel32(out, start, threads, k0, k1, low, span, lo, hi):  # type: ignore[no-untyped-def]
         per_block = 4

@@ -236,25 +236,15 @@ def _compare_figure(ctx: Context, info: dict, name: str) -> str | None:
     order=3,
 )
 def zero_biases(ctx: Context) -> Outcome:
-    zero_acc, random_acc, info = _bias_or_output_experiment(ctx, "bias")
-    difference, se = difference_se(zero_acc, random_acc)
-    zero_mean, zero_se = mean_se(zero_acc)
-    random_mean, random_se = mean_se(random_acc)
-    figure_name = _compare_figure(ctx, info, "loss")
-    return Outcome(
-        measurement=(
-            f"64-64-10 tanh net on digits, glorot_uniform weights, biases zero vs N(0, 0.5^2), "
-            f"{info['n_seeds']} seeds each; test accuracy"
-        ),
-        checks=[Check("test accuracy, zero minus random biases", difference, ">=", -0.01, margin=2 * se,
-                      why="no loss beyond 1 point; within 2 standard errors of it is inconclusive")],
-        figures=[figure_name] if figure_name else [],
-        tables={"accuracy": [
-            {"biases": "zero", "test accuracy": f"{zero_mean:.4f} ± {zero_se:.4f}"},
-            {"biases": "random N(0, 0.25)", "test accuracy": f"{random_mean:.4f} ± {random_se:.4f}"},
-        ]},
+    return _zero_versus_random(
+        ctx,
+        "bias",
+        measurement="64-64-10 tanh net on digits, glorot_uniform weights, biases zero vs N(0, 0.5^2)",
+        check_name="test accuracy, zero minus random biases",
+        why="no loss beyond 1 point; within 2 standard errors of it is inconclusive",
+        column="biases",
+        labels=("zero", "random N(0, 0.25)"),
         notes="Random weights already make every unit different; the bias needs no symmetry breaking.",
-        setting="SGD lr 0.1, batch 64",
     )
 
 
@@ -269,26 +259,47 @@ def zero_biases(ctx: Context) -> Outcome:
     order=4,
 )
 def zero_output_layer(ctx: Context) -> Outcome:
-    zero_acc, random_acc, info = _bias_or_output_experiment(ctx, "output")
+    return _zero_versus_random(
+        ctx,
+        "output",
+        measurement="64-64-10 tanh net on digits, hidden glorot_uniform, output layer zeros vs glorot_uniform",
+        check_name="test accuracy, zero minus random output layer",
+        why="",
+        column="output layer",
+        labels=("zeros", "glorot_uniform"),
+        notes=(
+            "Each output unit has its own target, so its error signal differs from the others' from the first "
+            "step; the hidden units are already distinct because their weights are random."
+        ),
+    )
+
+
+def _zero_versus_random(
+    ctx: Context,
+    part: str,
+    *,
+    measurement: str,
+    check_name: str,
+    why: str,
+    column: str,
+    labels: tuple[str, str],
+    notes: str,
+) -> Outcome:
+    """Claims 3 and 4: test accuracy with ``part`` zero against random, as a difference of means."""
+    zero_acc, random_acc, info = _bias_or_output_experiment(ctx, part)
     difference, se = difference_se(zero_acc, random_acc)
     zero_mean, zero_se = mean_se(zero_acc)
     random_mean, random_se = mean_se(random_acc)
     figure_name = _compare_figure(ctx, info, "loss")
     return Outcome(
-        measurement=(
-            f"64-64-10 tanh net on digits, hidden glorot_uniform, output layer zeros vs glorot_uniform, "
-            f"{info['n_seeds']} seeds each; test accuracy"
-        ),
-        checks=[Check("test accuracy, zero minus random output layer", difference, ">=", -0.01, margin=2 * se)],
+        measurement=f"{measurement}, {info['n_seeds']} seeds each; test accuracy",
+        checks=[Check(check_name, difference, ">=", -0.01, margin=2 * se, why=why)],
         figures=[figure_name] if figure_name else [],
         tables={"accuracy": [
-            {"output layer": "zeros", "test accuracy": f"{zero_mean:.4f} ± {zero_se:.4f}"},
-            {"output layer": "glorot_uniform", "test accuracy": f"{random_mean:.4f} ± {random_se:.4f}"},
+            {column: labels[0], "test accuracy": f"{zero_mean:.4f} ± {zero_se:.4f}"},
+            {column: labels[1], "test accuracy": f"{random_mean:.4f} ± {random_se:.4f}"},
         ]},
-        notes=(
-            "Each output unit has its own target, so its error signal differs from the others' from the first "
-            "step; the hidden units are already distinct because their weights are random."
-        ),
+        notes=notes,
         setting="SGD lr 0.1, batch 64",
     )
 
