@@ -30,11 +30,12 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from initlab.lab.data import Dataset
+from initlab.lab.fused import StackedMLP
 from initlab.lab.trainer import (
     NAN,
     RunResult,
     TrainConfig,
-    batch_order,
+    batch_orders,
     config_info,
     make_optimizer,
     run_status,
@@ -104,60 +105,69 @@ def train_stacked(
 
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-    direct = _direct_mlp_forward(models[0])
-    if direct is not None:
-        shared_batch = own_batch = direct
+    engine = StackedMLP.of(models[0])
+    if engine is not None:
+        shared_batch = own_batch = _engine_forward(engine)
     else:
         shared_batch = vmap(forward, in_dims=(0, 0, None), randomness="different")
         own_batch = vmap(forward, in_dims=(0, 0, 0), randomness="different")
-    opt = make_optimizer(list(params.values()), config)
-    orders = [batch_order(len(y_train), config, seed) for seed in seeds]
+    parameters = list(params.values())
+    opt = make_optimizer(parameters, config, foreach=True)
+    # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
+    plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay
 
-    logged_steps: list[int] = []
-    logged_loss: list[torch.Tensor] = []
-    logged_accuracy: list[torch.Tensor] = []
+    # per step and copy: the training loss, and the batch accuracy of logged steps
+    loss_table = torch.full((config.steps, count), NAN, device=device)
+    accuracy_table = torch.full((config.steps, count), NAN, device=device)
     test_at: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    first_bad = torch.full((count,), config.steps + 1, dtype=torch.long, device=device)
     started = time.perf_counter()
     step = 0
-    for step in range(1, config.steps + 1):
-        rows = [next(order) for order in orders]
-        if rows[0] is None:
-            logits = shared_batch(params, buffers, x_train)
-            targets = y_train.expand(count, -1)
+    for step, rows in enumerate(batch_orders(len(y_train), config, seeds), start=1):
+        if rows is None:
+            x, targets = x_train, y_train.expand(count, -1)
         else:
-            index = torch.stack([r for r in rows if r is not None]).to(device)
-            logits = own_batch(params, buffers, x_train[index])
-            targets = y_train[index]
-        per_example = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-        losses = per_example.view(count, -1).mean(dim=1)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
-        detached = losses.detach()
-        bad = ~torch.isfinite(detached) | (detached > config.diverge_loss)
-        first_bad = torch.where(bad & (first_bad > step), torch.full_like(first_bad, step), first_bad)
+            index = rows.to(device).reshape(-1)
+            x = x_train.index_select(0, index).view(count, -1, *x_train.shape[1:])
+            targets = y_train.index_select(0, index).view(count, -1)
+        if engine is not None:
+            # forward and backward written out: no graph, buffers reused, gradients in .grad
+            losses, logits = engine.loss_and_grad(params, x, targets)
+        else:
+            logits = (shared_batch if rows is None else own_batch)(params, buffers, x)
+            per_example = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+            losses = per_example.view(count, -1).mean(dim=1)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        if plain_sgd:
+            with torch.no_grad():
+                torch._foreach_add_(parameters, [p.grad for p in parameters], alpha=-config.lr)
+        else:
+            opt.step()
+        loss_table[step - 1] = losses.detach()
         if config.logged(step):
-            logged_steps.append(step)
-            logged_loss.append(detached)
-            logged_accuracy.append((logits.detach().argmax(dim=2) == targets).float().mean(dim=1))
+            torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=accuracy_table.dtype,
+                       out=accuracy_table[step - 1])
             if config.evaluated(step):
                 test_at[step] = _evaluate(base, shared_batch, params, buffers, x_test, y_test)
         if on_step is not None:
             on_step(step)
         # a sync every few steps lets a sweep stop once every copy has diverged
-        if step % 32 == 0 and bool((first_bad <= step).all()):
+        if step % 32 == 0 and bool(_divergent(loss_table[:step], config).any(dim=0).all()):
             break
     wall = time.perf_counter() - started
 
     train_final = _evaluate(base, shared_batch, params, buffers, x_train, y_train)
-    test_final = _evaluate(base, shared_batch, params, buffers, x_test, y_test)
+    # the last step is always evaluated, unless the loop stopped early
+    test_final = test_at.get(step) or _evaluate(base, shared_batch, params, buffers, x_test, y_test)
     _copy_back(models, params, buffers)
 
-    losses_table = torch.stack(logged_loss).cpu().tolist()  # [logged step][model]
-    accuracy_table = torch.stack(logged_accuracy).cpu().tolist()
+    bad = _divergent(loss_table[:step], config)
+    first_bad_list = torch.where(bad.any(dim=0), bad.int().argmax(dim=0) + 1, config.steps + 1).cpu().tolist()
+    logged_steps = [s for s in range(1, step + 1) if config.logged(s)]
+    losses_table = loss_table[[s - 1 for s in logged_steps]].cpu().tolist()  # [logged step][model]
+    accuracies = accuracy_table[[s - 1 for s in logged_steps]].cpu().tolist()
+    step_losses = loss_table[:step].cpu().tolist()
     tests = {s: (loss.cpu().tolist(), acc.cpu().tolist()) for s, (loss, acc) in test_at.items()}
-    first_bad_list = first_bad.cpu().tolist()
     train_final_list = [t.cpu().tolist() for t in train_final]
     test_final_list = [t.cpu().tolist() for t in test_final]
     results = []
@@ -171,7 +181,7 @@ def train_stacked(
             row = {
                 "step": logged_step, "epoch": (logged_step - 1) // config.steps_per_epoch + 1,
                 "loss": loss_value,
-                "accuracy": NAN if logged_step == diverged_at else accuracy_table[row_index][i],
+                "accuracy": NAN if logged_step == diverged_at else accuracies[row_index][i],
                 "test_loss": NAN, "test_accuracy": NAN,
             }
             if logged_step in tests and logged_step != diverged_at:
@@ -180,7 +190,7 @@ def train_stacked(
         if diverged_at is not None and (not history or history[-1]["step"] != diverged_at):
             history.append({
                 "step": diverged_at, "epoch": (diverged_at - 1) // config.steps_per_epoch + 1,
-                "loss": _loss_at(logged_steps, losses_table, i, diverged_at), "accuracy": NAN,
+                "loss": step_losses[diverged_at - 1][i], "accuracy": NAN,
                 "test_loss": NAN, "test_accuracy": NAN,
             })
         if diverged_at is None and not math.isfinite(train_final_list[0][i]):
@@ -201,39 +211,16 @@ def train_stacked(
     return results
 
 
-def _direct_mlp_forward(model: nn.Module) -> Callable[..., torch.Tensor] | None:
-    """Batched matmuls for a plain lab MLP (no norm, no dropout), else None (vmap is used).
-
-    ``baddbmm`` runs the M stacked layers as one call each, forward and
-    backward, which is cheaper than vmap's generic batching rules. The
-    numbers are those of the per-model ``nn.Linear`` up to float rounding.
-    """
-    from initlab.lab.models import MLP
-
-    if type(model) is not MLP or any(hasattr(b, "norm") or hasattr(b, "dropout") for b in model.hidden):
-        return None
-    blocks: list[tuple[str, Any, bool]] = [
-        (f"hidden.{i}.linear", block.act, bool(block.residual)) for i, block in enumerate(model.hidden)
-    ]
-
+def _engine_forward(engine: StackedMLP) -> Callable[..., torch.Tensor]:
     def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        count = p["output.weight"].shape[0]
-        h = x.reshape(*x.shape[:-1], -1) if x.ndim == 3 else x.reshape(x.shape[0], -1).expand(count, -1, -1)
-        for prefix, act, residual in [*blocks, ("output", None, False)]:
-            weight = p[prefix + ".weight"].transpose(1, 2)
-            bias = p.get(prefix + ".bias")
-            out = torch.bmm(h, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, weight)
-            if act is not None:
-                out = act(out)
-            h = h + out if residual else out
-        return h
+        return engine.forward(p, x)
 
     return forward
 
 
-def _loss_at(logged_steps: list[int], table: list[list[float]], model: int, step: int) -> float:
-    # the divergent step may fall between logged steps; its loss is then not kept
-    return table[logged_steps.index(step)][model] if step in logged_steps else NAN
+def _divergent(losses: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Where a loss ends its run: NaN, inf or above ``config.diverge_loss`` (elementwise)."""
+    return ~torch.isfinite(losses) | (losses > config.diverge_loss)
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "train",
     "make_optimizer",
     "batch_order",
+    "batch_orders",
     "run_status",
     "OPTIMIZERS",
     "STATUSES",
@@ -198,16 +199,16 @@ def _positive_int(name: str, value: Any) -> int:
 # ---------------------------------------------------------------- pieces shared with batched training
 
 
-def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """The torch optimizer named by ``config`` over ``params``."""
+def make_optimizer(params: Any, config: TrainConfig, *, foreach: bool | None = None) -> torch.optim.Optimizer:
+    """The torch optimizer named by ``config`` over ``params`` (``foreach``: torch's multi-tensor kernels)."""
     if config.optimizer in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-            nesterov=config.optimizer == "nesterov",
+            nesterov=config.optimizer == "nesterov", foreach=foreach,
         )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=foreach)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=foreach)
 
 
 def batch_order(num_train: int, config: TrainConfig, seed: int) -> Iterator[torch.Tensor | None]:
@@ -216,18 +217,24 @@ def batch_order(num_train: int, config: TrainConfig, seed: int) -> Iterator[torc
     Each epoch is a fresh permutation from the generator derived from
     ``(seed, "lab.batches")``; the last batch of an epoch may be smaller.
     """
+    for rows in batch_orders(num_train, config, [seed]):
+        yield None if rows is None else rows[0]
+
+
+def batch_orders(num_train: int, config: TrainConfig, seeds: Sequence[int]) -> Iterator[torch.Tensor | None]:
+    """:func:`batch_order` of every seed at once: an ``(len(seeds), rows)`` index tensor per step."""
     if config.batch_size is None:
         for _ in range(config.steps):
             yield None
         return
-    generator = derive_generator(seed, "lab.batches")
+    generators = [derive_generator(seed, "lab.batches") for seed in seeds]
     done = 0
     while done < config.steps:
-        permutation = torch.randperm(num_train, generator=generator)
+        permutations = torch.stack([torch.randperm(num_train, generator=g) for g in generators])
         for start in range(0, num_train, config.batch_size):
             if done == config.steps:
                 return
-            yield permutation[start : start + config.batch_size]
+            yield permutations[:, start : start + config.batch_size]
             done += 1
 
 
@@ -355,7 +362,11 @@ def train(
             probe_report = session.report()
     if diverged_at is None:
         train_loss, train_accuracy = evaluate(model, x_train, y_train)
-        test_loss, test_accuracy = evaluate(model, x_test, y_test)
+        last = history[-1] if history else None
+        if last is not None and last["step"] == step and not math.isnan(last["test_loss"]):
+            test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
+        else:
+            test_loss, test_accuracy = evaluate(model, x_test, y_test)
         if not math.isfinite(train_loss):
             diverged_at = step
     else:
