@@ -288,3 +288,21 @@ def test_sparse_zero_positions_are_uniform_over_inputs() -> None:
     zero_rate = (values == 0).double().mean(dim=0)
     # each column is zero in a unit with probability 1/2; 4000 units per column
     assert torch.all((zero_rate - 0.5).abs() < Z * 0.5 / math.sqrt(4000))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("name", [info.name for info in il.schemes.list_schemes()])
+def test_narrow_dtypes_keep_every_value_inside_the_schemes_bounds(name, dtype) -> None:
+    # round-to-nearest into bf16/fp16 can step past a bound the narrow type cannot represent
+    scheme = il.schemes.get(name)
+    shape = (300, 257)
+    try:
+        bounds = scheme.moments(shape).bounds
+    except (NotImplementedError, ValueError):
+        pytest.skip(f"{name} states no moments for a plain 2-D weight")
+    if bounds is None:
+        pytest.skip(f"{name} is unbounded")
+    filled = scheme(torch.empty(shape, dtype=dtype), generator=torch.Generator().manual_seed(3)).double()
+    sampled = scheme.sample(shape, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(filled, sampled.double())
+    assert filled.min().item() >= bounds[0] and filled.max().item() <= bounds[1]

@@ -209,7 +209,7 @@ class Initializer:
             else:
                 buffer = torch.empty(shape, dtype=_compute_dtype(tensor.dtype), device=tensor.device)
                 self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
-                tensor.copy_(buffer)
+                tensor.copy_(self._rounded_within_bounds(buffer, tensor.dtype, shape, layout, groups))
         return tensor
 
     def sample(
@@ -232,7 +232,29 @@ class Initializer:
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
                 self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
-        return buffer if buffer.dtype == dtype else buffer.to(dtype)
+                return self._rounded_within_bounds(buffer, dtype, dims, layout, groups)
+        return buffer.to(dtype)
+
+    def _rounded_within_bounds(
+        self, values: torch.Tensor, dtype: torch.dtype, shape: Sequence[int], layout: LayoutLike, groups: int
+    ) -> torch.Tensor:
+        """``values`` cast to ``dtype``, kept inside the scheme's bounds.
+
+        Rounding to the nearest bfloat16/float16 can step past a bound that
+        the narrow type cannot represent (±sqrt(3)·std of a uniform scheme,
+        say); such values are set to the representable value just inside it.
+        """
+        cast = values.to(dtype)
+        if cast.dtype == values.dtype:
+            return cast
+        try:
+            bounds = self.moments(shape, layout, groups).bounds
+        except NotImplementedError:
+            return cast
+        if bounds is None or not bounds[0] < bounds[1]:
+            return cast
+        low, high = _representable_inside(bounds, dtype, values.device)
+        return cast.clamp_(low, high) if low <= high else cast
 
     def numpy(
         self,
@@ -294,6 +316,19 @@ class Initializer:
 
     def __repr__(self) -> str:
         return str(self)
+
+
+def _representable_inside(
+    bounds: tuple[float, float], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The smallest ``dtype`` value >= bounds[0] and the largest <= bounds[1]."""
+    low = torch.tensor(bounds[0], dtype=torch.float64, device=device).to(dtype)
+    high = torch.tensor(bounds[1], dtype=torch.float64, device=device).to(dtype)
+    if float(low) < bounds[0]:
+        low = torch.nextafter(low, torch.full_like(low, math.inf))
+    if float(high) > bounds[1]:
+        high = torch.nextafter(high, torch.full_like(high, -math.inf))
+    return low, high
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
