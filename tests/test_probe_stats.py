@@ -64,6 +64,27 @@ def test_histogram_puts_nan_and_inf_in_the_nonfinite_slot_and_keeps_the_sign() -
     assert "non-finite" == DEFAULT_BINS.bin_label(DEFAULT_BINS.nan_slot)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_histogram_of_a_tensor_spanning_several_chunks_counts_every_value_once(dtype) -> None:
+    from initlab.probe.histogram import _CPU_CHUNK
+
+    generator = torch.Generator().manual_seed(1)
+    size = 2 * _CPU_CHUNK + 1001  # three chunks, the last one short
+    exponents = torch.rand(size, generator=generator, dtype=torch.float64) * 24 - 12
+    values = (10.0**exponents * torch.where(torch.rand(size, generator=generator) < 0.5, -1.0, 1.0)).to(dtype)
+    special = {0: 0.0, _CPU_CHUNK - 1: float("nan"), _CPU_CHUNK: float("inf"), size - 1: -float("inf")}
+    for index, value in special.items():
+        values[index] = value
+    counts = DEFAULT_BINS.count(values).numpy()
+    assert counts.sum() == size and counts[DEFAULT_BINS.nan_slot] == 3
+    # the same values one chunk-sized piece at a time
+    pieces = sum(DEFAULT_BINS.count(piece).numpy() for piece in values.split(1000))
+    assert np.array_equal(counts, pieces)
+    finite = values.double()[torch.isfinite(values.double())].numpy()
+    upper = np.histogram(finite[finite > 0], np.concatenate([[0.0], DEFAULT_BINS.magnitudes()[:-1], [np.inf]]))[0]
+    assert np.array_equal(counts[DEFAULT_BINS.center + 1 : DEFAULT_BINS.num_bins], upper[1:])
+
+
 def test_row_moments_gain_and_bounds_match_direct_computation() -> None:
     torch.manual_seed(0)
     layer = nn.Linear(30, 20)

@@ -174,3 +174,13 @@ def test_edge_of_chaos_scheme_resolves_from_string_and_draws_critical_variance()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert EdgeOfChaos("tanh", 0.0).bias_scheme().expected_std((4,), layout="vector") == 0.0
+
+
+def test_an_edge_of_chaos_plan_draws_its_biases_from_sigma_b2_unless_a_rule_says_otherwise() -> None:
+    model = nn.Sequential(nn.Linear(256, 512), nn.Tanh(), nn.Linear(512, 512), nn.Tanh(), nn.Linear(512, 10))
+    initlab.init_model(model, plan="edge_of_chaos(activation=tanh, sigma_b2=0.05)", seed=0)
+    biases = torch.cat([model[0].bias, model[2].bias])
+    # std of a std estimate from n normals is std / sqrt(2n); allow 5 of those
+    assert float(biases.std()) == pytest.approx(math.sqrt(0.05), rel=5 / math.sqrt(2 * biases.numel()))
+    initlab.init_model(model, plan="edge_of_chaos(activation=tanh, sigma_b2=0.05); bias=zeros", seed=0)
+    assert all(float(m.bias.abs().max()) == 0.0 for m in (model[0], model[2], model[4]))

@@ -45,7 +45,15 @@ from initlab.plan.targets import (
     Target,
     module_family_types,
 )
-from initlab.plan.values import PLAN_SCHEMES, Auto, Fixup, PlanValue, parse_call, parse_value
+from initlab.plan.values import (
+    PLAN_SCHEMES,
+    Auto,
+    Fixup,
+    PlanValue,
+    SchemeValue,
+    parse_call,
+    parse_value,
+)
 from initlab.schemes import get
 
 __all__ = ["Rule", "Plan", "StageSpec", "NAMED_PLANS", "named_plans", "IMPLICIT_RULES"]
@@ -393,6 +401,10 @@ class Plan:
             found.extend((rule, self.base) for rule, origin in self.expand_base().effective_rules() if origin != "implicit")
         if self.default is not None:
             found.append((DefaultRule("default", self.default), "plan"))
+            # a scheme that states what its biases are (edge_of_chaos: N(0, sigma_b2)) brings that rule
+            bias_scheme = getattr(getattr(self.default, "scheme", None), "bias_scheme", None)
+            if callable(bias_scheme):
+                found.append((Rule("bias", SchemeValue(bias_scheme())), "plan"))
         implicit = Plan.parse(IMPLICIT_RULES, allow_named=False)
         found.extend((rule, "implicit") for rule in implicit.rules)
         return found
