@@ -204,8 +204,8 @@ def main() -> None:
             "# Probe overhead and memory",
             "",
             f"`benchmarks/bench_probe.py{' --quick' if args.quick else ''}` on {device}; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} CPU threads. The machine was shared with other jobs while this ran: "
-            "absolute times are noisy, the ratios (measured in interleaved rounds) less so.",
+            f"{torch.get_num_threads()} CPU threads. Ratios are medians of interleaved rounds on the same "
+            "model and batch; the plain step time gives the scale.",
             "",
             "| model | plain step | probe every=10 | probe every=1 | audit (one batch) |",
             "|---|---|---|---|---|",

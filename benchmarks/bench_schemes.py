@@ -110,8 +110,7 @@ def main() -> None:
             "`.venv/bin/python benchmarks/bench_schemes.py" + (" --quick" if args.quick else "") + "`",
             "",
             header + ". Ratio = torch time / initlab time on the same tensor "
-            "(> 1: initlab faster). Measured on a shared, loaded machine; "
-            "to be re-run on a quiet one.",
+            "(> 1: initlab faster); torch and initlab take turns on the same tensor.",
             "",
             "| case | torch (ms) | initlab (ms) | initlab M values/s | ratio |",
             "|---|---:|---:|---:|---:|",

@@ -66,13 +66,13 @@ def test_histogram_puts_nan_and_inf_in_the_nonfinite_slot_and_keeps_the_sign() -
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_histogram_of_a_tensor_spanning_several_chunks_counts_every_value_once(dtype) -> None:
-    from initlab.probe.histogram import _CPU_CHUNK
+    from initlab.probe.histogram import CPU_CHUNK
 
     generator = torch.Generator().manual_seed(1)
-    size = 2 * _CPU_CHUNK + 1001  # three chunks, the last one short
+    size = 2 * CPU_CHUNK + 1001  # three chunks, the last one short
     exponents = torch.rand(size, generator=generator, dtype=torch.float64) * 24 - 12
     values = (10.0**exponents * torch.where(torch.rand(size, generator=generator) < 0.5, -1.0, 1.0)).to(dtype)
-    special = {0: 0.0, _CPU_CHUNK - 1: float("nan"), _CPU_CHUNK: float("inf"), size - 1: -float("inf")}
+    special = {0: 0.0, CPU_CHUNK - 1: float("nan"), CPU_CHUNK: float("inf"), size - 1: -float("inf")}
     for index, value in special.items():
         values[index] = value
     counts = DEFAULT_BINS.count(values).numpy()
@@ -347,3 +347,20 @@ def test_symmetric_groups_find_duplicates_within_tolerance_only() -> None:
     paired = torch.cat([rows[:5], rows[:5]])
     assert symmetric_groups(paired, groups=2) == []
     assert len(symmetric_groups(paired, groups=1)) == 5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_moments_of_a_tensor_spanning_several_chunks_match_a_direct_computation(dtype) -> None:
+    from initlab.probe.collector import _moments
+    from initlab.probe.histogram import CPU_CHUNK
+
+    values = torch.randn(3 * CPU_CHUNK + 7, generator=torch.Generator().manual_seed(2), dtype=dtype) * 3 + 1
+    values[10], values[CPU_CHUNK + 5], values[-1] = float("nan"), float("inf"), -1e30
+    kept = values.clone()
+    count, total, squares, low, negated_high = _moments(values, bounds=True).tolist()
+    assert torch.equal(values.nan_to_num(nan=0.5), kept.nan_to_num(nan=0.5))  # the input is left alone
+    finite = values.double()[torch.isfinite(values)]
+    assert count == finite.numel()
+    assert total == pytest.approx(finite.sum().item(), rel=1e-12)
+    assert squares == pytest.approx(finite.square().sum().item(), rel=1e-12)
+    assert low == pytest.approx(-1e30, rel=1e-6) and negated_high == -float("inf")

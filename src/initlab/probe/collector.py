@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
+from initlab.probe.histogram import CPU_CHUNK, DEFAULT_BINS, HistogramBins, cpu_scratch
 from initlab.probe.layers import (
     LayerInfo,
     ModuleSelector,
@@ -119,14 +119,49 @@ def _new_acc(device: torch.device) -> torch.Tensor:
 def _sums(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(finite count, sum, sum of squares) of ``values`` in float64, non-finite entries dropped.
 
-    ``abs() < inf`` is false for NaN and +-inf alike (and several times faster
-    than ``isfinite`` on CPU); squares are summed in float64 so that values
-    near the float32 limit do not overflow.
+    Squares are summed in float64 so that values near the float32 limit do
+    not overflow.
+    """
+    count, total, squares = _moments(values, bounds=False).unbind()
+    return count, total, squares
+
+
+def _moments(values: torch.Tensor, *, bounds: bool) -> torch.Tensor:
+    """float64 ``[finite count, sum, sum of squares]``, then ``min, -max`` with ``bounds``.
+
+    Non-finite entries are left out of the sums; the bounds keep +-inf (so
+    an overflowing layer shows max = inf) and read NaN as 0. Large CPU
+    tensors go through in cache-sized chunks and a per-thread float64
+    scratch buffer (see :mod:`initlab.probe.histogram`): a full-size float64
+    copy per recorded step costs more in page faults than the sums do.
     """
     flat = values.reshape(-1)
-    count = (flat.abs() < float("inf")).sum(dtype=torch.float64)
-    clean = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0).to(torch.float64)
-    return count, clean.sum(), torch.dot(clean, clean)
+    if flat.device.type != "cpu" or flat.numel() <= CPU_CHUNK:
+        return _chunk_moments(flat.to(torch.float64, copy=True), bounds)
+    scratch, _ = cpu_scratch(torch.float64, CPU_CHUNK)
+    parts = []
+    for start in range(0, flat.numel(), CPU_CHUNK):
+        part = flat[start : start + CPU_CHUNK]
+        chunk = scratch[: part.numel()]
+        chunk.copy_(part)
+        parts.append(_chunk_moments(chunk, bounds))
+    stacked = torch.stack(parts)
+    sums = stacked[:, :3].sum(dim=0)
+    return torch.cat([sums, stacked[:, 3:].amin(dim=0)]) if bounds else sums
+
+
+def _chunk_moments(chunk: torch.Tensor, bounds: bool) -> torch.Tensor:
+    """:func:`_moments` of one float64 chunk, which it overwrites."""
+    # abs() < inf is false for NaN and +-inf alike (and several times faster than isfinite on CPU)
+    pieces = [(chunk.abs() < float("inf")).sum(dtype=torch.float64)]
+    if bounds:
+        torch.nan_to_num_(chunk, nan=0.0, posinf=float("inf"), neginf=float("-inf"))
+        low, high = torch.aminmax(chunk)
+    torch.nan_to_num_(chunk, nan=0.0, posinf=0.0, neginf=0.0)
+    pieces += [chunk.sum(), torch.dot(chunk, chunk)]
+    if bounds:
+        pieces += [low, -high]
+    return torch.stack(pieces)
 
 
 @dataclass(eq=False)
@@ -421,15 +456,9 @@ class Collector:
             acc[ACC.CALLS] += 1.0
             return acc.new_zeros(2)
         # finite and non-finite counts come from the histogram's last slot when the row is read
-        clean = torch.nan_to_num(values.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0).to(
-            torch.float64
-        )
-        total, squares = clean.sum(), torch.dot(clean, clean)
+        moments = _moments(values, bounds=True)
+        total, squares, bounds = moments[1], moments[2], moments[3:]
         entries = acc.new_full((), float(numel))
-        # +-inf kept so that an overflowing layer shows max = inf; NaN read as 0
-        bounded = torch.nan_to_num(values, nan=0.0, posinf=float("inf"), neginf=float("-inf"))
-        low, high = torch.aminmax(bounded)
-        bounds = torch.stack([low, -high]).to(torch.float64)
         zero = acc.new_zeros(())
         saturated = zero
         if row.info.saturating:

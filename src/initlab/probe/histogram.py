@@ -29,11 +29,11 @@ import torch
 
 __all__ = ["HistogramBins", "DEFAULT_BINS"]
 
-_CPU_CHUNK = 1 << 18  # values binned per pass on the CPU: 1 MiB of float32 scratch, cache-sized
+CPU_CHUNK = 1 << 18  # values binned per pass on the CPU: 1 MiB of float32 scratch, cache-sized
 _scratch = threading.local()
 
 
-def _cpu_scratch(dtype: torch.dtype, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def cpu_scratch(dtype: torch.dtype, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """This thread's (values-dtype, int32) scratch buffers of at least ``size`` entries."""
     buffers: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = _scratch.__dict__.setdefault("buffers", {})
     found = buffers.get(dtype)
@@ -119,7 +119,7 @@ class HistogramBins:
     def count_into_(self, counts: torch.Tensor, values: torch.Tensor) -> None:
         """Add the counts of ``values`` into ``counts`` (float64, num_bins + 1) in place.
 
-        On the CPU the values are binned in chunks of ``_CPU_CHUNK`` through two
+        On the CPU the values are binned in chunks of ``CPU_CHUNK`` through two
         scratch buffers kept per thread: a fresh multi-megabyte temporary per
         step costs more in page faults than the arithmetic does.
         """
@@ -134,9 +134,9 @@ class HistogramBins:
             ones = torch.ones((), dtype=torch.float64, device=flat.device).expand(flat.numel())
             counts.index_add_(0, index, ones)
             return
-        scratch, indices = _cpu_scratch(flat.dtype, min(flat.numel(), _CPU_CHUNK))
-        for start in range(0, flat.numel(), _CPU_CHUNK):
-            part = flat[start : start + _CPU_CHUNK]
+        scratch, indices = cpu_scratch(flat.dtype, min(flat.numel(), CPU_CHUNK))
+        for start in range(0, flat.numel(), CPU_CHUNK):
+            part = flat[start : start + CPU_CHUNK]
             magnitude = torch.abs(part, out=scratch[: part.numel()])
             index = indices[: part.numel()]
             index.copy_(self._bin_index_(magnitude, part))
