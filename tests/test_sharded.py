@@ -19,6 +19,8 @@ CASES = [
     ("embed.weight", (11, 8), torch.float32, "truncated_normal(std=0.02)", "embedding", "shard0"),
     ("attn.q.weight", (7, 12), torch.float32, "he_normal", "linear", "shard0"),
     ("mlp.up.weight", (9, 6), torch.bfloat16, "glorot_truncated_normal", "linear", "shard0"),
+    # bound 0.1 rounds up to 0.10009 in bf16: both paths keep the values inside it the same way
+    ("mlp.down.weight", (65, 300), torch.bfloat16, "lecun_uniform", "linear", "shard0"),
     ("mlp.up.bias", (5,), torch.float32, "uniform(a=-0.1, b=0.1)", "vector", "shard0"),
     ("head.weight", (3, 10), torch.float64, "lecun_uniform", "linear", "shard0"),
     ("rnn.weight_hh", (6, 6), torch.float32, "orthogonal", "linear", "shard0"),

@@ -196,7 +196,7 @@ def fill_dtensor_(
             # same path as Initializer.__call__: compute in float32/float64, then cast
             buffer = torch.empty(local.numel(), dtype=_compute_dtype(local.dtype), device=local.device)
             getattr(stream.window(*flat_range), draw.method)(buffer, *draw.arguments)
-            local.copy_(buffer.view(local.shape))
+            local.copy_(scheme.cast_within_bounds(buffer.view(local.shape), local.dtype, global_shape, layout, groups))
         else:
             full = scheme.sample(
                 global_shape, layout=layout, groups=groups, dtype=local.dtype, device=local.device, generator=stream

@@ -209,7 +209,7 @@ class Initializer:
             else:
                 buffer = torch.empty(shape, dtype=_compute_dtype(tensor.dtype), device=tensor.device)
                 self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
-                tensor.copy_(self._rounded_within_bounds(buffer, tensor.dtype, shape, layout, groups))
+                tensor.copy_(self.cast_within_bounds(buffer, tensor.dtype, shape, layout, groups))
         return tensor
 
     def sample(
@@ -232,13 +232,13 @@ class Initializer:
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
                 self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
-                return self._rounded_within_bounds(buffer, dtype, dims, layout, groups)
+                return self.cast_within_bounds(buffer, dtype, dims, layout, groups)
         return buffer.to(dtype)
 
-    def _rounded_within_bounds(
+    def cast_within_bounds(
         self, values: torch.Tensor, dtype: torch.dtype, shape: Sequence[int], layout: LayoutLike, groups: int
     ) -> torch.Tensor:
-        """``values`` cast to ``dtype``, kept inside the scheme's bounds.
+        """``values`` drawn for a tensor of ``shape`` (the whole tensor, for a shard), cast to ``dtype``.
 
         Rounding to the nearest bfloat16/float16 can step past a bound that
         the narrow type cannot represent (±sqrt(3)·std of a uniform scheme,
