@@ -263,3 +263,20 @@ def test_a_random_window_equals_the_slice_of_a_longer_fill(start: int, length: i
     whole = _fill(stream, "truncated_normal_", (0.0, 1.0, -1.0, 1.5), start + length, dtype)
     alone = _fill(stream.window(start, start + length), "truncated_normal_", (0.0, 1.0, -1.0, 1.5), length, dtype)
     assert torch.equal(alone, whole[start:])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("start, count", [(0, 1), (3, 10), (1, 4096), (5, 1 << 20), ((1 << 40) + 3, 12345)])
+def test_cuda_fills_give_the_cpu_bits(start, count) -> None:
+    stream = Keyed(11).child("cuda").window(start, start + count)
+    calls = [
+        ("uniform_", (-0.3, 0.7)), ("normal_", (0.1, 2.0)), ("truncated_normal_", ()),
+        ("truncated_normal_", (0.0, 0.02, -1.0, 3.0)),  # normal proposals
+        ("truncated_normal_", (0.0, 1.0, 2.5, 6.0)),  # a far tail: another proposal
+    ]
+    for dtype in (torch.float32, torch.float64):
+        for method, arguments in calls:
+            on_cpu = getattr(stream, method)(torch.empty(count, dtype=dtype), *arguments)
+            on_gpu = getattr(stream, method)(torch.empty(count, dtype=dtype, device="cuda"), *arguments).cpu()
+            bits = torch.int32 if dtype == torch.float32 else torch.int64
+            assert torch.equal(on_gpu.view(bits), on_cpu.view(bits)), (method, arguments, dtype)

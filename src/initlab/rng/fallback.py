@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 CHUNK_ELEMENTS = 1 << 20
+GPU_CHUNK_ELEMENTS = 1 << 24
 
 
 def _blocks(first: int, last: int, device: torch.device) -> torch.Tensor:
@@ -136,7 +137,9 @@ def truncated_retry(
             proposal = spec.uniform53(w0, w1) * width + a
             accepted = spec.log_open_uniform53(w2, w3) <= (m2 - proposal * proposal) * 0.5
         else:
-            proposal = a - spec.log_open_uniform53(w0, w1) / alpha
+            log_u = spec.log_open_uniform53(w0, w1)
+            # a tensor divisor: CUDA divides by a Python scalar through its reciprocal, one rounding more
+            proposal = a - log_u / torch.full_like(log_u, alpha)
             distance = proposal - alpha
             accepted = (spec.log_open_uniform53(w2, w3) <= (distance * distance) * -0.5) & (proposal <= b)
         result[pending[accepted]] = proposal[accepted]
@@ -168,8 +171,10 @@ def truncated_range_(
     """Truncated normal, see :func:`truncated_retry`; ``out`` float32 or float64, 1-D, contiguous."""
     total = out.numel()
     position = 0
+    # on a GPU the retries' many small operations cost launches, not memory: fewer, larger chunks
+    chunk = GPU_CHUNK_ELEMENTS if out.device.type == "cuda" else CHUNK_ELEMENTS
     while position < total:
-        stop = min(position + CHUNK_ELEMENTS, total)
+        stop = min(position + chunk, total)
         indices = torch.arange(start + position, start + stop, dtype=torch.int64, device=out.device)
         if mode == 0:
             normal = torch.empty(stop - position, dtype=torch.float64, device=out.device)

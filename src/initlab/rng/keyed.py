@@ -36,7 +36,7 @@ from types import ModuleType
 
 import torch
 
-from initlab.rng import fallback
+from initlab.rng import fallback, gpu
 
 __all__ = [
     "ALGORITHM",
@@ -85,8 +85,10 @@ def _kernels() -> ModuleType:
 def set_backend(name: str) -> None:
     """Choose the CPU backend: ``"auto"`` (numba when installed), ``"numba"`` or ``"torch"``.
 
-    Both give identical values; the choice only changes speed. Non-CPU
-    tensors always use the PyTorch backend.
+    Both give identical values; the choice only changes speed. Float32
+    uniform and normal fills of CUDA tensors run as Triton kernels where
+    Triton is installed (``"torch"`` turns them off too), and other non-CPU
+    fills use the PyTorch backend; every path gives the same bits.
     """
     global _backend
     if name not in BACKENDS:
@@ -211,6 +213,12 @@ def _inward(bound: float, dtype: torch.dtype, upper: bool, strict: bool = False)
     return float(value.item())
 
 
+def _use_gpu_kernels(buffer: torch.Tensor) -> bool:
+    """Float32 fills of CUDA tensors run as Triton kernels where Triton is installed (same bits)."""
+    return buffer.device.type == "cuda" and buffer.dtype == torch.float32 and _backend != "torch" and gpu.available()
+
+
+@functools.lru_cache(maxsize=256)
 def _clamp_bounds(lower: float, upper: float, dtype: torch.dtype, open_upper: bool) -> tuple[float, float]:
     lo = _inward(lower, dtype, upper=False)
     hi = _inward(upper, dtype, upper=True, strict=open_upper)
@@ -441,6 +449,8 @@ class Keyed:
         with torch.no_grad():
             if self._use_kernels(buffer):
                 _run_kernel(buffer, self.offset, 0, k0, k1, low, high - low, lo, hi)
+            elif _use_gpu_kernels(buffer):
+                gpu.uniform_f32_(buffer, self.offset, k0, k1, low, high - low, lo, hi)
             else:
                 fallback.uniform_range_(buffer, self.offset, k0, k1, low, high - low, lo, hi)
         return self._finish(out, buffer, low, high, open_upper=True)
@@ -458,6 +468,8 @@ class Keyed:
         with torch.no_grad():
             if self._use_kernels(buffer):
                 _run_kernel(buffer, self.offset, 1, k0, k1, mean, std, -math.inf, math.inf)
+            elif _use_gpu_kernels(buffer):
+                gpu.normal_f32_(buffer, self.offset, k0, k1, mean, std)
             else:
                 fallback.normal_range_(buffer, self.offset, k0, k1, mean, std)
         return self._finish(out, buffer, -math.inf, math.inf, open_upper=False)
@@ -502,7 +514,10 @@ class Keyed:
             if self._use_kernels(buffer):
                 _run_kernel(buffer, self.offset, 2, k0, k1, mean, std, lo, hi, plan)
             else:
-                fallback.truncated_range_(buffer, self.offset, k0, k1, *arguments)
+                if plan.mode == 0 and _use_gpu_kernels(buffer):
+                    gpu.truncated_f32_(buffer, self.offset, k0, k1, mean, std, lo, hi, plan.a, plan.b, MAX_ATTEMPTS)
+                else:
+                    fallback.truncated_range_(buffer, self.offset, k0, k1, *arguments)
         return self._finish(out, buffer, lower, upper, open_upper=False)
 
     def bernoulli_(self, out: torch.Tensor, p: float = 0.5) -> torch.Tensor:
