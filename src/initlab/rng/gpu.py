@@ -1,11 +1,14 @@
-"""The keyed generator's float32 uniform and normal fills as Triton kernels, for CUDA tensors.
+"""The keyed generator's float32 uniform, normal and truncated-normal fills as Triton kernels (CUDA).
 
 Same values as :mod:`initlab.rng.philox` defines them, bit for bit: the
 Philox rounds in uint32 (``umulhi`` for the high halves), the conversions in
 float64 with round-to-nearest division and square root, and no fused
 multiply-add (``enable_fp_fusion=False``), so every operation rounds as the
 PyTorch definition and the CPU kernels round it. One program handles
-``BLOCKS`` Philox blocks and writes their four words' values side by side.
+``BLOCKS`` Philox blocks and writes their four words' values side by side;
+the truncated normal redraws rejected elements with their own counters, as
+:func:`initlab.rng.fallback.truncated_retry` does, until every lane of the
+program has a value.
 
 Imported only for CUDA tensors, and only where Triton is installed; other
 devices and dtypes use :mod:`initlab.rng.fallback`.
@@ -223,10 +226,11 @@ def _launch(name: str, out: torch.Tensor, start: int, k0: int, k1: int, argument
     blocks = (start + count - 1) // 4 - start // 4 + 1
     grid = ((blocks + BLOCKS - 1) // BLOCKS,)
     tables = {} if name == "uniform" else {k: v for k, v in _offsets().items() if name == "truncated" or "32" in k}
-    _kernels()[name][grid](
-        out, start, count, k0, k1, spec.PHILOX_M0, spec.PHILOX_M1, spec.PHILOX_W0, spec.PHILOX_W1,
-        *arguments, _constants_on(out.device), BLOCKS=BLOCKS, enable_fp_fusion=False, **tables,
-    )
+    with torch.cuda.device(out.device):  # Triton launches on the current device
+        _kernels()[name][grid](
+            out, start, count, k0, k1, spec.PHILOX_M0, spec.PHILOX_M1, spec.PHILOX_W0, spec.PHILOX_W1,
+            *arguments, _constants_on(out.device), BLOCKS=BLOCKS, enable_fp_fusion=False, **tables,
+        )
 
 
 def uniform_f32_(out: torch.Tensor, start: int, k0: int, k1: int, low: float, span: float, lo: float, hi: float) -> None:
@@ -235,11 +239,7 @@ def uniform_f32_(out: torch.Tensor, start: int, k0: int, k1: int, low: float, sp
 
 
 def normal_f32_(out: torch.Tensor, start: int, k0: int, k1: int, mean: float, std: float) -> None:
-    """:func:`initlab.rng.fallback.normal_range_` for a contiguous 1-D float32 CUDA tensor.
-
-    A float64 ``out`` receives the same float32-layout normals unrounded
-    (mean + std z in float64), as the truncated normal's first attempt uses them.
-    """
+    """:func:`initlab.rng.fallback.normal_range_` for a contiguous 1-D float32 CUDA tensor."""
     _launch("normal", out, start, k0, k1, [mean, std])
 
 
