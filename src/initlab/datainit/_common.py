@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from torch.nn.utils import parametrize
 __all__ = [
     "SUPPORTED_LAYERS",
     "Batch",
+    "call_with_hooks",
     "DataInitReport",
     "covered_layers",
     "check_batch",
@@ -114,6 +115,16 @@ def call_model(model: nn.Module, batch: Any) -> Any:
     if isinstance(batch, dict):
         return model(**batch)
     return model(*batch)
+
+
+def call_with_hooks(model: nn.Module, batch: Any, modules: Iterable[nn.Module], hook: Callable[..., Any]) -> Any:
+    """:func:`call_model` with ``hook`` as a forward hook on every module of ``modules``, removed afterwards."""
+    handles = [module.register_forward_hook(hook) for module in modules]
+    try:
+        return call_model(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def select(batch: Any, index: torch.Tensor) -> Any:
@@ -257,13 +268,8 @@ def call_order(model: nn.Module, batch: Any, layers: Sequence[tuple[str, nn.Modu
         if index not in order:
             order.append(index)
 
-    handles = [module.register_forward_hook(record) for _, module in layers]
-    try:
-        with torch.no_grad():
-            call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        call_with_hooks(model, batch, (module for _, module in layers), record)
     rest = [i for i in range(len(layers)) if i not in order]
     return [layers[i] for i in order + rest]
 

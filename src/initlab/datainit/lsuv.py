@@ -44,6 +44,7 @@ from initlab.datainit._common import (
     bias_view,
     call_model,
     call_order,
+    call_with_hooks,
     channel_dim,
     check_batch,
     covered_layers,
@@ -327,12 +328,7 @@ def _single_pass(model: nn.Module, batch: Any, layers: list[tuple[str, nn.Module
         shift = bias_view(module, tensor) if fit.has_bias else None
         return replace_output(output, _rescale_(tensor, shift, fit.scale))
 
-    handles = [module.register_forward_hook(hook) for _, module in layers]
-    try:
-        call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    call_with_hooks(model, batch, (module for _, module in layers), hook)
     return fits
 
 
@@ -394,12 +390,7 @@ def _measure(model: nn.Module, batch: Any, layers: list[tuple[str, nn.Module]]) 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
         stds.setdefault(id(module), std_of(output_tensor(output)))
 
-    handles = [module.register_forward_hook(hook) for _, module in layers]
-    try:
-        call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    call_with_hooks(model, batch, (module for _, module in layers), hook)
     return stds
 
 

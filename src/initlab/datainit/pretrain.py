@@ -29,6 +29,7 @@ from initlab.datainit._common import (
     StopForward,
     call_model,
     call_order,
+    call_with_hooks,
     check_batch,
     covered_layers,
     evaluation,
@@ -65,13 +66,8 @@ def following_activations(model: nn.Module, batch: Any, layers: list[tuple[str, 
     def record(module: nn.Module, args: Any, output: Any) -> None:
         calls.append(module)
 
-    handles = [module.register_forward_hook(record) for module in leaves]
-    try:
-        with torch.no_grad():
-            call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        call_with_hooks(model, batch, leaves, record)
     found: dict[int, nn.Module | None] = {}
     for index, module in enumerate(calls):
         if id(module) in found or index + 1 >= len(calls):
@@ -198,13 +194,8 @@ def _called(model: nn.Module, batch: Any, layers: list[tuple[str, nn.Module]]) -
     def record(module: nn.Module, args: Any, output: Any) -> None:
         seen.add(id(module))
 
-    handles = [module.register_forward_hook(record) for _, module in layers]
-    try:
-        with torch.no_grad():
-            call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        call_with_hooks(model, batch, (module for _, module in layers), record)
     return seen
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from initlab.datainit._common import (
     DataInitReport,
     bias_of,
-    call_model,
+    call_with_hooks,
     channel_dim,
     check_batch,
     covered_layers,
@@ -120,12 +120,7 @@ def weight_norm_init(
 
     try:
         with evaluation(model, train=train_mode), torch.no_grad():
-            handles = [module.register_forward_hook(hook) for _, module in layers]
-            try:
-                call_model(model, batch)
-            finally:
-                for handle in handles:
-                    handle.remove()
+            call_with_hooks(model, batch, (module for _, module in layers), hook)
             for _, module in layers:
                 fit = fits.get(id(module))
                 if fit is None:
@@ -172,10 +167,5 @@ def _measure_units(model: nn.Module, batch: Any, layers: list[tuple[str, nn.Modu
             tensor = output_tensor(output)
             stats[id(module)] = unit_statistics(tensor, channel_dim(module, tensor))
 
-    handles = [module.register_forward_hook(hook) for _, module in layers]
-    try:
-        call_model(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    call_with_hooks(model, batch, (module for _, module in layers), hook)
     return stats
