@@ -70,7 +70,7 @@ def test_zero_size_dimensions_give_zero_fans_and_zero_element_fills_are_noops() 
         ((64, 32), "conv", 1, "at least 3 dims"),
         ((3, 3), "vector", 1, "0-D and 1-D"),
         ((64, 32, 3), "conv", 5, "not divisible by groups=5"),
-        ((64, 32, 3), "conv", 0, "positive int"),
+        ((64, 32, 3), "conv", 0, "groups must be an int >= 1"),
         ((64, 32), "dense", 1, "layout must be one of"),
         ((64, -1), "linear", 1, "negative sizes"),
     ],

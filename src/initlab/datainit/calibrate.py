@@ -48,6 +48,7 @@ from initlab.datainit._common import (
     scaled_weight,
     snapshot,
 )
+from initlab.rng.checks import check_int, check_number
 
 __all__ = ["CalibrationRow", "calibrate_gradients", "gradient_ratios"]
 
@@ -144,10 +145,8 @@ def calibrate_gradients(
     backward pass); stops early when max C / min C <= 1 + ``tol``. Layers
     with zero weights or no gradient are left alone and named in a warning.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"calibrate_gradients: iterations must be an int >= 1, got {iterations!r}")
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"calibrate_gradients: tol must be a finite number >= 0, got {tol!r}")
+    check_int("calibrate_gradients: iterations", iterations, minimum=1)
+    check_number("calibrate_gradients: tol", tol, minimum=0)
     if target is not None and not isinstance(target, torch.Tensor):
         raise TypeError(f"calibrate_gradients: target must be a tensor or None, got {type(target).__name__}")
     layers = covered_layers(model, "calibrate_gradients")

@@ -37,6 +37,7 @@ from initlab.datainit._common import (
     select,
     snapshot,
 )
+from initlab.rng.checks import check_choice, check_int, check_number
 
 __all__ = ["GradInitRow", "gradinit"]
 
@@ -94,13 +95,10 @@ def gradinit(
     otherwise. ``lr`` is the inner step eta, ``batch_size`` the size of S
     and S' (half the batch by default).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"gradinit: steps must be an int >= 0, got {steps!r}")
+    check_int("gradinit: steps", steps, minimum=0)
     for argument, value in (("lr", lr), ("scale_lr", scale_lr), ("gamma", gamma), ("min_scale", min_scale)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"gradinit: {argument} must be a finite number > 0, got {value!r}")
-    if inner not in INNER:
-        raise ValueError(f"gradinit: inner must be one of {', '.join(INNER)}, got {inner!r}")
+        check_number(f"gradinit: {argument}", value, minimum=0, strict=True)
+    check_choice("gradinit: inner", inner, INNER)
     layers = covered_layers(model, "gradinit")
     samples = check_batch(batch, "gradinit")
     size = samples // 2 if batch_size is None else batch_size

@@ -57,6 +57,7 @@ from initlab.datainit._common import (
     std_of,
 )
 from initlab.rng import derive_generator
+from initlab.rng.checks import check_choice, check_int, check_number
 
 __all__ = ["LSUVRow", "LSUVReport", "lsuv", "orthonormal_"]
 
@@ -104,17 +105,10 @@ class _Fit:
 
 
 def _check_options(target_std: Any, tol: Any, max_iter: Any, mode: Any) -> None:
-    for argument, value in (("target_std", target_std), ("tol", tol)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise TypeError(f"lsuv: {argument} must be a finite number, got {value!r}")
-    if target_std <= 0:
-        raise ValueError(f"lsuv: target_std must be > 0, got {target_std!r}")
-    if tol < 0:
-        raise ValueError(f"lsuv: tol must be >= 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"lsuv: max_iter must be an int >= 0, got {max_iter!r}")
-    if mode not in MODES:
-        raise ValueError(f"lsuv: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_number("lsuv: target_std", target_std, minimum=0, strict=True)
+    check_number("lsuv: tol", tol, minimum=0)
+    check_int("lsuv: max_iter", max_iter, minimum=0)
+    check_choice("lsuv: mode", mode, MODES)
 
 
 def orthonormal_(layers: list[tuple[str, nn.Module]], seed: int = 0) -> None:

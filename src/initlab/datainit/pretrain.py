@@ -37,6 +37,7 @@ from initlab.datainit._common import (
     select,
     snapshot,
 )
+from initlab.rng.checks import check_int, check_number
 from initlab.schemes.gains import resolve_activation
 
 __all__ = ["PretrainRow", "layerwise_pretrain", "following_activations"]
@@ -146,12 +147,10 @@ def layerwise_pretrain(
     samples along dim 0; ``steps`` Adam steps of learning rate ``lr`` per
     layer (the budget), minibatches of ``batch_size`` drawn with ``seed``.
     """
-    for argument, value, minimum in (("steps", steps, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"layerwise_pretrain: {argument} must be an int >= {minimum}, got {value!r}")
-    for argument, number in (("lr", lr), ("noise", noise)):
-        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
-            raise ValueError(f"layerwise_pretrain: {argument} must be a finite number >= 0, got {number!r}")
+    check_int("layerwise_pretrain: steps", steps, minimum=0)
+    check_int("layerwise_pretrain: batch_size", batch_size, minimum=1)
+    check_number("layerwise_pretrain: lr", lr, minimum=0)
+    check_number("layerwise_pretrain: noise", noise, minimum=0)
     layers = covered_layers(model, "layerwise_pretrain")
     samples = check_batch(data, "layerwise_pretrain", "data")
     saved = snapshot([module for _, module in layers])

@@ -40,6 +40,7 @@ from initlab.datainit._common import (
     scale_weight_,
     snapshot,
 )
+from initlab.rng.checks import check_number
 
 __all__ = ["WNRow", "weight_norm_init", "unit_statistics"]
 
@@ -93,10 +94,7 @@ def weight_norm_init(
     Nothing is changed until every layer is fitted; on an exception the
     model is left as it was.
     """
-    if isinstance(target_std, bool) or not isinstance(target_std, int | float) or not (
-        math.isfinite(target_std) and target_std > 0
-    ):
-        raise ValueError(f"weight_norm_init: target_std must be a finite number > 0, got {target_std!r}")
+    check_number("weight_norm_init: target_std", target_std, minimum=0, strict=True)
     layers = covered_layers(model, "weight_norm_init")
     samples = check_batch(batch, "weight_norm_init")
     target = float(target_std)

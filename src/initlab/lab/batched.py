@@ -40,6 +40,7 @@ from initlab.lab.trainer import (
     make_optimizer,
     run_status,
 )
+from initlab.rng.checks import check_seed
 
 __all__ = ["train_batched", "train_stacked", "InitLike"]
 
@@ -310,8 +311,7 @@ def train_batched(
     if isinstance(seeds, int) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seeds must be ints >= 0, got {seed!r}")
+        check_seed(seed, "seeds")
     pairs = [(init, seed) for init in inits for seed in seeds]
     models = [make_model(spec, dataset, init, seed, init_batch_size=init_batch_size) for init, seed in pairs]
     infos = [{"init": init_name(init), "model": spec, "dataset": dataset.name} for init, _ in pairs]

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from initlab.lab.factory import load_factory
+from initlab.rng.checks import check_int
 
 __all__ = [
     "OUTPUT_NAME",
@@ -435,9 +436,8 @@ def build_model(
     ``initlab.init_model``.
     """
     shape = _normalise_shape(input_shape)
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if num_classes is not None:
+        check_int("num_classes", num_classes, minimum=1)
     if not isinstance(spec, str):
         raise TypeError(f"model spec must be a str, got {type(spec).__name__}")
     kind = spec.strip().partition(":")[0].lower()

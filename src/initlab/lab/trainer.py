@@ -30,6 +30,7 @@ from torch import nn
 
 from initlab.lab.data import Dataset
 from initlab.rng import derive_generator, derive_seed
+from initlab.rng.checks import check_int, check_number, check_seed
 
 __all__ = [
     "RunResult",
@@ -86,28 +87,28 @@ class TrainConfig:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         optimizer = optimizer.lower()
-        lr = _DEFAULT_LR[optimizer] if lr is None else _positive_float("lr", lr)
+        lr = _DEFAULT_LR[optimizer] if lr is None else check_number("lr", lr, minimum=0.0, strict=True)
         if momentum is None:
             momentum = 0.9 if optimizer in ("momentum", "nesterov") else 0.0
-        momentum = _nonnegative_float("momentum", momentum)
+        momentum = check_number("momentum", momentum, minimum=0.0)
         if optimizer in ("adam", "adamw") and momentum:
             raise ValueError(f"momentum is for SGD; {optimizer} takes none, got momentum={momentum}")
-        weight_decay = _nonnegative_float("weight_decay", weight_decay)
+        weight_decay = check_number("weight_decay", weight_decay, minimum=0.0)
         if batch_size is not None:
-            batch_size = _positive_int("batch_size", batch_size)
+            batch_size = check_int("batch_size", batch_size, minimum=1)
         effective_batch = num_train if batch_size is None else min(batch_size, num_train)
         steps_per_epoch = math.ceil(num_train / effective_batch)
         if steps is not None and epochs is not None:
             raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
         if steps is None:
-            epochs = 10 if epochs is None else _positive_int("epochs", epochs)
+            epochs = 10 if epochs is None else check_int("epochs", epochs, minimum=1)
             steps = epochs * steps_per_epoch
-        steps = _positive_int("steps", steps)
-        log_every = _positive_int("log_every", log_every)
-        eval_every = steps_per_epoch if eval_every is None else _positive_int("eval_every", eval_every)
+        steps = check_int("steps", steps, minimum=1)
+        log_every = check_int("log_every", log_every, minimum=1)
+        eval_every = steps_per_epoch if eval_every is None else check_int("eval_every", eval_every, minimum=1)
         if not 0.0 <= stall_tolerance < 1.0:
             raise ValueError(f"stall_tolerance must be in [0, 1), got {stall_tolerance}")
-        diverge_loss = _positive_float("diverge_loss", diverge_loss)
+        diverge_loss = check_number("diverge_loss", diverge_loss, minimum=0.0, strict=True)
         return cls(
             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, steps=steps,
             batch_size=None if batch_size is None or batch_size >= num_train else batch_size,
@@ -173,27 +174,6 @@ class RunResult:
             steps=int(data["steps"]), wall_time=float(data["wall_time"]), diverged_at=data.get("diverged_at"),
             info=dict(data.get("info", {})), probe=data.get("probe"),
         )
-
-
-# ---------------------------------------------------------------- checks
-
-
-def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _nonnegative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------- pieces shared with batched training
@@ -310,10 +290,9 @@ def train(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be an initlab.lab.data.Dataset, got {type(dataset).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_seed(seed)
     if probe_every is not None:
-        probe_every = _positive_int("probe_every", probe_every)
+        probe_every = check_int("probe_every", probe_every, minimum=1)
     config = TrainConfig.make(
         len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
         steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,

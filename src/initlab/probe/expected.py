@@ -34,6 +34,7 @@ from typing import Any
 
 from torch import nn
 
+from initlab.rng.checks import check_number
 from initlab.schemes.fans import fans as layout_fans
 from initlab.schemes.gains import activation_function, gaussian_expectation
 
@@ -81,11 +82,7 @@ def normalise_expected(expected: Any) -> dict[str, float]:
             raise TypeError(f"expected: names must be strings, got {name!r}")
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected[{name!r}] must be a number or None, got {value!r}")
-        if not math.isfinite(float(value)) or value < 0:
-            raise ValueError(f"expected[{name!r}] must be a finite std >= 0, got {value!r}")
-        result[name] = float(value)
+        result[name] = check_number(f"expected[{name!r}]", value, minimum=0.0)
     return result
 
 

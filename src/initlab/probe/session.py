@@ -51,6 +51,7 @@ from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
 from initlab.probe.verdicts import Thresholds
+from initlab.rng.checks import check_int
 
 __all__ = ["Probe", "probe"]
 
@@ -103,14 +104,9 @@ class Probe:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an int >= 1 (record every N-th step), got {every!r}")
-        if isinstance(rank_every, bool) or not isinstance(rank_every, int) or rank_every < 1:
-            raise ValueError(
-                f"rank_every must be an int >= 1 (Gram statistics on every N-th recorded step), got {rank_every!r}"
-            )
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history must be an int >= 1 (recorded steps kept), got {history!r}")
+        check_int("every", every, minimum=1)
+        check_int("rank_every", rank_every, minimum=1)
+        check_int("history", history, minimum=1)
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from initlab.rng.checks import check_number
+
 __all__ = ["unit_rows", "symmetric_groups"]
 
 _PROJECTIONS = 8
@@ -90,8 +92,7 @@ def symmetric_groups(
         raise ValueError(
             f"grad_rows has {grad_rows.shape[0]} units but weight_rows has {weight_rows.shape[0]}"
         )
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or tol < 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    check_number("tol", tol, minimum=0)
     units = weight_rows.shape[0]
     if units < 2:
         return []

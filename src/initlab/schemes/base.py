@@ -36,8 +36,6 @@ __all__ = [
     "register",
     "get",
     "list_schemes",
-    "check_float",
-    "check_choice",
 ]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -97,33 +95,6 @@ class SchemeInfo:
     reference: str
     parameters: tuple[str, ...]
     summary: str
-
-
-def check_float(
-    owner: str,
-    argument: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    strict: bool = False,
-) -> float:
-    """``value`` as a finite float, or a ValueError/TypeError naming ``owner.argument``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise TypeError(f"{owner}: {argument} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{owner}: {argument} must be finite, got {value!r}")
-    if minimum is not None and (number < minimum or (strict and number == minimum)):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{owner}: {argument} must be {relation} {minimum}, got {value!r}")
-    return number
-
-
-def check_choice(owner: str, argument: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError listing them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner}: {argument} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 class Initializer:

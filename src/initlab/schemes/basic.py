@@ -11,7 +11,8 @@ import torch
 
 from initlab import rng
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_float, register
+from initlab.rng.checks import check_number
+from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.variance import truncated_mean_shift, truncated_std_factor
 
@@ -49,7 +50,7 @@ class Constant(_ConstantValue):
     name = "constant"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", check_float(self.name, "value", self.value))
+        object.__setattr__(self, "value", check_number(f"{self.name}: value", self.value))
 
 
 @register
@@ -86,8 +87,8 @@ class Normal(_FanFree):
     reference = "Lasagne lasagne.init.Normal; torch.nn.init.normal_"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", check_float(self.name, "mean", self.mean))
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
+        object.__setattr__(self, "mean", check_number(f"{self.name}: mean", self.mean))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
 
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         rng.normal_(out, self.mean, self.std, generator)
@@ -110,8 +111,8 @@ class Uniform(_FanFree):
     reference = "Lasagne lasagne.init.Uniform; torch.nn.init.uniform_"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "a", check_float(self.name, "a", self.a))
-        object.__setattr__(self, "b", check_float(self.name, "b", self.b))
+        object.__setattr__(self, "a", check_number(f"{self.name}: a", self.a))
+        object.__setattr__(self, "b", check_number(f"{self.name}: b", self.b))
         if not self.a < self.b:
             raise ValueError(f"{self.name}: needs a < b, got a={self.a}, b={self.b}")
 
@@ -137,7 +138,7 @@ class SmallRandom(_FanFree):
     reference = "Stanford CS231n notes, Weight Initialization: W = 0.01 * np.random.randn(D, H)"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", check_float(self.name, "scale", self.scale, minimum=0.0))
+        object.__setattr__(self, "scale", check_number(f"{self.name}: scale", self.scale, minimum=0.0))
 
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         rng.normal_(out, 0.0, self.scale, generator)
@@ -170,10 +171,10 @@ class TruncatedNormal(_FanFree):
     reference = "Keras TruncatedNormal; JAX truncated_normal"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", check_float(self.name, "mean", self.mean))
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
-        object.__setattr__(self, "a", check_float(self.name, "a", self.a))
-        object.__setattr__(self, "b", check_float(self.name, "b", self.b))
+        object.__setattr__(self, "mean", check_number(f"{self.name}: mean", self.mean))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
+        object.__setattr__(self, "a", check_number(f"{self.name}: a", self.a))
+        object.__setattr__(self, "b", check_number(f"{self.name}: b", self.b))
         if not self.a < self.b:
             raise ValueError(f"{self.name}: bounds need a < b (in units of std), got a={self.a}, b={self.b}")
         if not isinstance(self.std_after_truncation, bool):

@@ -31,6 +31,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from initlab.rng.checks import check_int
+
 __all__ = ["Fans", "fans", "LAYOUTS", "torch_fans", "LayoutLike"]
 
 LAYOUTS = ("linear", "conv", "conv_transpose", "embedding", "keras", "jax", "vector")
@@ -73,8 +75,7 @@ def _shape(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def _check_groups(groups: int, channels: int, what: str) -> None:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    check_int("groups", groups, minimum=1)
     if channels % groups != 0:
         raise ValueError(f"{what} ({channels}) is not divisible by groups={groups}")
 

@@ -16,7 +16,8 @@ import torch
 
 from initlab import rng
 from initlab.rng import CounterStream, GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_choice, check_float, register
+from initlab.rng.checks import check_choice, check_number
+from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.views import UnitBlocks, centre_tap, effective_layout, unit_blocks, unit_view
 
@@ -40,10 +41,6 @@ def _substream(generator: GeneratorLike, name: str) -> GeneratorLike:
     if isinstance(generator, CounterStream):
         return generator.child(name)
     return generator
-
-
-def _check_gain(owner: str, value: object) -> float:
-    return check_float(owner, "gain", value, minimum=0.0)
 
 
 # -- orthogonal ------------------------------------------------------------------------
@@ -96,8 +93,8 @@ class Orthogonal(Initializer):
     reference = "Saxe, McClelland & Ganguli 2014, Exact solutions to the nonlinear dynamics of learning in deep linear networks"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
-        check_choice(self.name, "method", self.method, ORTHOGONAL_METHODS)
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
+        check_choice(f"{self.name}: method", self.method, ORTHOGONAL_METHODS)
 
     def _blocks(self, shape: Sequence[int], layout: LayoutLike, groups: int) -> tuple[int, int, int]:
         dims = tuple(int(d) for d in shape)
@@ -174,11 +171,11 @@ class Sparse(Initializer):
     reference = "Martens 2010, Deep learning via Hessian-free optimization"
 
     def __post_init__(self) -> None:
-        sparsity = check_float(self.name, "sparsity", self.sparsity)
+        sparsity = check_number(f"{self.name}: sparsity", self.sparsity)
         if not 0.0 <= sparsity <= 1.0:
             raise ValueError(f"{self.name}: sparsity must be in [0, 1] (fraction of zeros per unit), got {self.sparsity!r}")
         object.__setattr__(self, "sparsity", sparsity)
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         unit_blocks(self.name, shape, layout, groups)
@@ -239,7 +236,7 @@ class Identity(Initializer):
     reference = "Le, Jaitly & Hinton 2015, A simple way to initialize recurrent networks of rectified linear units"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         if len(shape) != 2 or effective_layout(shape, layout) == "vector":
@@ -293,7 +290,7 @@ class Dirac(Initializer):
     def __post_init__(self) -> None:
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
             raise ValueError(f"{self.name}: groups must be a positive int, got {self.groups!r}")
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def _groups(self, groups: int) -> int:
         if groups != 1 and self.groups != 1 and groups != self.groups:
@@ -344,7 +341,7 @@ class DeltaOrthogonal(Initializer):
     reference = "Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, Dynamical isometry and a mean field theory of CNNs"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, groups)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_choice, check_float, register
+from initlab.rng.checks import check_choice, check_number
+from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.basic import Normal
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.variance import bounds_for, fill_with_std_, variance_scaling_std
@@ -57,8 +58,8 @@ class EdgeOfChaos(Initializer):
     def __post_init__(self) -> None:
         if not isinstance(self.activation, str):
             raise TypeError(f"{self.name}: activation must be an activation name, got {self.activation!r}")
-        object.__setattr__(self, "sigma_b2", check_float(self.name, "sigma_b2", self.sigma_b2, minimum=0.0))
-        check_choice(self.name, "distribution", self.distribution, ("normal", "uniform", "truncated_normal"))
+        object.__setattr__(self, "sigma_b2", check_number(f"{self.name}: sigma_b2", self.sigma_b2, minimum=0.0))
+        check_choice(f"{self.name}: distribution", self.distribution, ("normal", "uniform", "truncated_normal"))
         try:
             _critical_weight_variance(self.activation, self.sigma_b2)
         except ValueError as error:
