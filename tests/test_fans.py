@@ -58,7 +58,7 @@ def test_zero_size_dimensions_give_zero_fans_and_zero_element_fills_are_noops() 
     assert il.fans((0, 5), "linear").fan_out == 0
     empty = torch.empty(0, 5)
     assert il.he_normal()(empty) is empty
-    assert il.he_normal().expected_std((5, 0)) == 0.0
+    assert il.he_normal().describe((5, 0)).expected_std == 0.0
     assert il.orthogonal()(torch.empty(4, 0, 3), layout="conv").shape == (4, 0, 3)
 
 

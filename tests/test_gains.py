@@ -85,7 +85,7 @@ def test_gaussian_expectation_is_vectorised_over_scale() -> None:
 def test_he_schemes_use_the_exact_gain_unless_told_otherwise() -> None:
     assert il.he_normal(nonlinearity="tanh").gain == pytest.approx(il.gain("tanh"), rel=1e-15)
     assert il.he_normal(nonlinearity="tanh", convention="torch").gain == 5.0 / 3.0
-    std = il.he_normal(nonlinearity="gelu").expected_std((10, 100))
+    std = il.he_normal(nonlinearity="gelu").describe((10, 100)).expected_std
     assert std == pytest.approx(il.gain("gelu") / 10.0, rel=1e-15)
 
 

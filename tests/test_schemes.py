@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import initlab as il
 from initlab.cli import list_cmd
-from initlab.schemes.base import _REGISTRY
+from initlab.schemes.registry import _REGISTRY
 from initlab.schemes.structured import hadamard_block, zero_matrix
 
 

@@ -248,7 +248,7 @@ def test_orthogonal_entries_follow_the_haar_marginal(method: str, dtype: torch.d
         values = init.sample(
             shape, layout=layout, groups=groups, dtype=dtype, generator=torch.Generator().manual_seed(index)
         )
-        expected_std = init.expected_std(shape, layout, groups)
+        expected_std = init.describe(shape, layout, groups).expected_std
         assert expected_std == pytest.approx(1.0 / math.sqrt(length))
         check_sample(values, haar_entry_law(length), 0.0, expected_std, dtype)
 
@@ -280,7 +280,7 @@ def test_sparse_gives_each_unit_exact_zero_count_and_normal_nonzeros(
     assert torch.all(zeros_per_unit == math.ceil(round(0.7 * inputs, 9)))
     nonzero = units[units != 0]
     check_sample(nonzero, normal_law(0.0, 0.05), 0.0, 0.05, dtype)
-    assert float(values.to(torch.float64).std()) == pytest.approx(init.expected_std(shape, layout, groups), rel=0.05)
+    assert float(values.to(torch.float64).std()) == pytest.approx(init.describe(shape, layout, groups).expected_std, rel=0.05)
 
 
 def test_sparse_zero_positions_are_uniform_over_inputs() -> None:

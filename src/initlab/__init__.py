@@ -16,9 +16,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from initlab import rng, schemes, theory  # theory registers the edge_of_chaos scheme
+from initlab import rng, schemes, theory
 from initlab.schemes import *  # noqa: F403  (the catalogue is the top-level API)
 from initlab.schemes import __all__ as _schemes_all
+
+# wiring: a higher layer's scheme joins the catalogue of the schemes layer
+schemes.register(theory.EdgeOfChaos)
 
 __version__ = "0.1.0"
 

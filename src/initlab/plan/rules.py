@@ -402,9 +402,9 @@ class Plan:
         if self.default is not None:
             found.append((DefaultRule("default", self.default), "plan"))
             # a scheme that states what its biases are (edge_of_chaos: N(0, sigma_b2)) brings that rule
-            bias_scheme = getattr(getattr(self.default, "scheme", None), "bias_scheme", None)
-            if callable(bias_scheme):
-                found.append((Rule("bias", SchemeValue(bias_scheme())), "plan"))
+            bias_scheme = self.default.scheme.bias_scheme() if isinstance(self.default, SchemeValue) else None
+            if bias_scheme is not None:
+                found.append((Rule("bias", SchemeValue(bias_scheme)), "plan"))
         implicit = Plan.parse(IMPLICIT_RULES, allow_named=False)
         found.extend((rule, "implicit") for rule in implicit.rules)
         return found

@@ -4,15 +4,6 @@ Names in snake case are the catalogue's (``il.he_normal(nonlinearity="relu")``);
 the classes behind them are exported too.
 """
 
-from initlab.schemes.base import (
-    Description,
-    Initializer,
-    Moments,
-    SchemeInfo,
-    get,
-    list_schemes,
-    register,
-)
 from initlab.schemes.basic import (
     Constant,
     Normal,
@@ -24,7 +15,9 @@ from initlab.schemes.basic import (
 )
 from initlab.schemes.fans import LAYOUTS, Fans, fans, torch_fans
 from initlab.schemes.gains import activation_function, gain, gaussian_expectation
+from initlab.schemes.initializer import Description, Initializer, Moments
 from initlab.schemes.presets import FlaxDefault, KerasDefault, LasagneDefault, TorchDefault
+from initlab.schemes.registry import SchemeInfo, get, list_schemes, register
 from initlab.schemes.structured import (
     DeltaOrthogonal,
     Dirac,

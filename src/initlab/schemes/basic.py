@@ -12,8 +12,9 @@ import torch
 from initlab import rng
 from initlab.rng import GeneratorLike
 from initlab.rng.checks import check_number
-from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 from initlab.schemes.variance import truncated_mean_shift, truncated_std_factor
 
 __all__ = ["Constant", "Zeros", "Ones", "Normal", "Uniform", "SmallRandom", "TruncatedNormal"]
@@ -82,6 +83,7 @@ class Normal(_FanFree):
     std: float = 1.0
 
     name = "normal"
+    elementwise = True
     distribution = "normal"
     formula = "w ~ N(mean, std^2)"
     reference = "Lasagne lasagne.init.Normal; torch.nn.init.normal_"
@@ -106,6 +108,7 @@ class Uniform(_FanFree):
     b: float = 1.0
 
     name = "uniform"
+    elementwise = True
     distribution = "uniform"
     formula = "w ~ U[a, b)"
     reference = "Lasagne lasagne.init.Uniform; torch.nn.init.uniform_"
@@ -133,6 +136,7 @@ class SmallRandom(_FanFree):
     scale: float = 0.01
 
     name = "small_random"
+    elementwise = True
     distribution = "normal"
     formula = "w = scale * N(0, 1)"
     reference = "Stanford CS231n notes, Weight Initialization: W = 0.01 * np.random.randn(D, H)"
@@ -166,6 +170,7 @@ class TruncatedNormal(_FanFree):
     std_after_truncation: bool = False
 
     name = "truncated_normal"
+    elementwise = True
     distribution = "truncated_normal"
     formula = "w ~ N(mean, sigma^2) restricted to [mean + a sigma, mean + b sigma]"
     reference = "Keras TruncatedNormal; JAX truncated_normal"

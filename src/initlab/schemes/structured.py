@@ -17,8 +17,9 @@ import torch
 from initlab import rng
 from initlab.rng import CounterStream, GeneratorLike
 from initlab.rng.checks import check_choice, check_number
-from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 from initlab.schemes.views import UnitBlocks, centre_tap, effective_layout, unit_blocks, unit_view
 
 __all__ = [
@@ -119,7 +120,7 @@ class Orthogonal(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         self._blocks(shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         g, rows, cols = self._blocks(tuple(out.shape), layout, groups)
@@ -180,7 +181,7 @@ class Sparse(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         unit_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = unit_blocks(self.name, tuple(out.shape), layout, groups)
@@ -247,7 +248,7 @@ class Identity(Initializer):
         if groups != 1:
             raise ValueError(f"{self.name}: groups must be 1 for a matrix, got {groups}")
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         out.zero_()
@@ -305,7 +306,7 @@ class Dirac(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, self._groups(groups))
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = _kernel_blocks(self.name, tuple(out.shape), layout, self._groups(groups))
@@ -346,7 +347,7 @@ class DeltaOrthogonal(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = _kernel_blocks(self.name, tuple(out.shape), layout, groups)
@@ -412,7 +413,7 @@ class ZeroHadamard(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         unit_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = unit_blocks(self.name, tuple(out.shape), layout, groups)

@@ -27,9 +27,10 @@ import torch
 from initlab import rng
 from initlab.rng import GeneratorLike
 from initlab.rng.checks import check_choice, check_number
-from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.gains import gain as activation_gain
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 
 __all__ = [
     "VarianceScaling",
@@ -120,6 +121,8 @@ def _named_gain(nonlinearity: str, param: float | None, convention: str) -> floa
 
 class _VarianceScalingBase(Initializer):
     """Shared body: subclasses say (scale, mode, gain, distribution)."""
+
+    elementwise = True
 
     def _config(self) -> tuple[float, str, float, str]:
         raise NotImplementedError

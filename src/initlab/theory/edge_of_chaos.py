@@ -24,9 +24,9 @@ import torch
 
 from initlab.rng import GeneratorLike
 from initlab.rng.checks import check_choice, check_number
-from initlab.schemes.base import Initializer, Moments, register
 from initlab.schemes.basic import Normal
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
 from initlab.schemes.variance import bounds_for, fill_with_std_, variance_scaling_std
 from initlab.theory.meanfield import critical_sigma_w2
 
@@ -38,7 +38,6 @@ def _critical_weight_variance(activation: str, sigma_b2: float) -> float:
     return critical_sigma_w2(activation, sigma_b2)
 
 
-@register
 @dataclass(frozen=True, repr=False)
 class EdgeOfChaos(Initializer):
     """Critical initialization: Var[w] = sigma_w2* / fan_in with chi1 = 1 for (activation, sigma_b2)."""
@@ -48,6 +47,7 @@ class EdgeOfChaos(Initializer):
     distribution: str = "normal"  # type: ignore[misc]
 
     name = "edge_of_chaos"
+    elementwise = True
     aliases = ("critical",)
     formula = "Var[w] = sigma_w2* / fan_in, sigma_w2* solves sigma_w2 * E[phi'(sqrt(q*) z)^2] = 1"
     reference = (
