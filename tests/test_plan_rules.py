@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.plan import NAMED_PLANS, Plan, init_model
+from initlab.plan import Plan, init_model, named_plans
 
 ROUND_TRIP = [
     "he_normal; bias=zeros; output=zeros",
@@ -38,7 +38,7 @@ def test_a_plan_file_round_trips_through_its_dict_form(tmp_path: Path, suffix: s
 
 
 def test_every_named_plan_parses_and_prints_as_its_name() -> None:
-    for name in NAMED_PLANS:
+    for name in named_plans():
         plan = Plan.parse(name)
         assert str(plan) == name
         assert plan.effective_rules()

@@ -16,12 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from initlab import rng, schemes, theory
+from initlab import datainit, plan, rng, schemes, theory
 from initlab.schemes import *  # noqa: F403  (the catalogue is the top-level API)
 from initlab.schemes import __all__ as _schemes_all
 
-# wiring: a higher layer's scheme joins the catalogue of the schemes layer
+# wiring: the higher layers register into the extension points of the lower ones
 schemes.register(theory.EdgeOfChaos)
+for _method in datainit.METHODS.values():
+    plan.register_stage(_method.name, _method.stage, base=_method.base, description=_method.description)
 
 __version__ = "0.1.0"
 
@@ -37,12 +39,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "output_layer": ("initlab.plan", "output_layer"),
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "lsuv": ("initlab.datainit", "lsuv"),
-    "plan": ("initlab.plan", None),
-    "datainit": ("initlab.datainit", None),
     "lab": ("initlab.lab", None),
 }
 
-__all__ = ["rng", "schemes", "theory", "__version__", *_schemes_all, *_LAZY]
+__all__ = ["rng", "schemes", "theory", "plan", "datainit", "__version__", *_schemes_all, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
