@@ -43,9 +43,9 @@ def test_conv_fans_agree_with_torch_without_groups_only() -> None:
         layout = "linear" if len(shape) == 2 else "conv"
         torch_fans = nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
         ours = il.fans(shape, layout)
-        assert (ours.fan_in, ours.fan_out) == torch_fans == (il.torch_fans(shape).fan_in, il.torch_fans(shape).fan_out)
+        assert (ours.fan_in, ours.fan_out) == torch_fans == (il.schemes.torch_fans(shape).fan_in, il.schemes.torch_fans(shape).fan_out)
     grouped = il.fans((16, 2, 3, 3), "conv", groups=8)
-    assert grouped.fan_out == il.torch_fans((16, 2, 3, 3)).fan_out // 8
+    assert grouped.fan_out == il.schemes.torch_fans((16, 2, 3, 3)).fan_out // 8
 
 
 def test_fans_object_stands_in_for_a_layout() -> None:

@@ -78,7 +78,7 @@ def test_torch_convention_returns_torch_table_values() -> None:
 
 def test_gaussian_expectation_is_vectorised_over_scale() -> None:
     scales = torch.tensor([0.5, 1.0, 2.0])
-    second = il.gaussian_expectation(lambda x: x * x, scales)
+    second = il.schemes.gaussian_expectation(lambda x: x * x, scales)
     torch.testing.assert_close(second, scales.double() ** 2, rtol=1e-12, atol=0.0)
 
 

@@ -281,7 +281,7 @@ def train(
     ``nesterov`` (SGD with momentum 0.9; lr 0.05), ``adam``, ``adamw`` (lr
     1e-3). ``batch_size=None`` trains full batch. Give ``steps`` or
     ``epochs`` (default 10 epochs). ``probe_every=N`` runs the training
-    inside ``initlab.probe.probe(model, every=N, optimizer=...)``: per-layer
+    inside ``initlab.Probe(model, every=N, optimizer=...)``: per-layer
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
     recorded steps). The data set is moved to the model's device.
@@ -377,6 +377,6 @@ def _row(step: int, config: TrainConfig, loss: float, accuracy: float) -> dict[s
 
 
 def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:
-    from initlab.probe.session import probe
+    from initlab.probe import Probe
 
-    return probe(model, every=every, optimizer=optimizer)
+    return Probe(model, every=every, optimizer=optimizer)

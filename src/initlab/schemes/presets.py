@@ -18,7 +18,7 @@ preset             weights (matrices, kernels)          biases (0-D/1-D)        
 ``reset_parameters`` bit for bit for the same generator, including torch's
 own fans (dim 1 times the receptive field), which for a ConvTranspose weight
 is out/g * k, not the in/g * k of :func:`initlab.fans`. Its bias rule needs
-the weight's fan_in: pass ``layout=initlab.torch_fans(weight.shape)`` (or any
+the weight's fan_in: pass ``layout=initlab.schemes.torch_fans(weight.shape)`` (or any
 :class:`Fans`) for the 1-D bias.
 """
 
@@ -113,7 +113,7 @@ class TorchDefault(_Preset):
         if len(dims) <= 1 and not isinstance(layout, Fans):
             raise ValueError(
                 f"{self.name}: a bias of shape {dims} takes its weight's fan_in; pass "
-                "layout=initlab.torch_fans(weight.shape) (or a Fans object), got layout "
+                "layout=initlab.schemes.torch_fans(weight.shape) (or a Fans object), got layout "
                 f"{layout!r}"
             )
         if layout in ("linear", "conv", "conv_transpose"):
