@@ -38,6 +38,7 @@ from initlab.datainit._common import (
     snapshot,
 )
 from initlab.rng.checks import check_choice, check_int, check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["GradInitRow", "gradinit"]
 
@@ -72,12 +73,13 @@ def _run(model: nn.Module, params: dict[str, torch.Tensor], batch: Any) -> torch
     return output_tensor(out)
 
 
+@keyword_only("gradinit", 3, ("loss_fn",))
 def gradinit(
     model: nn.Module,
     batch: Any,
     target: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
     *,
+    loss_fn: LossFn | None = None,
     steps: int = 50,
     lr: float = 0.1,
     scale_lr: float = 0.01,

@@ -58,6 +58,7 @@ from initlab.datainit._common import (
 )
 from initlab.rng import derive_generator
 from initlab.rng.checks import check_choice, check_int, check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["LSUVRow", "LSUVReport", "lsuv", "orthonormal_"]
 
@@ -161,14 +162,15 @@ def _fill_orthogonal(scheme: Any, out: torch.Tensor, generator: torch.Generator)
     nn.init.orthogonal_(out, generator=generator)
 
 
+@keyword_only("lsuv", 2, ("target_std", "tol", "max_iter", "orthonormal"))
 def lsuv(
     model: nn.Module,
     batch: Any,
+    *,
     target_std: float = 1.0,
     tol: float = 0.1,
     max_iter: int = 10,
     orthonormal: bool = True,
-    *,
     seed: int = 0,
     mode: str = "single_pass",
     verify: bool = False,

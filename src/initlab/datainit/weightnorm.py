@@ -41,6 +41,7 @@ from initlab.datainit._common import (
     snapshot,
 )
 from initlab.rng.checks import check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["WNRow", "weight_norm_init", "unit_statistics"]
 
@@ -80,11 +81,12 @@ def _unit_shape(output: torch.Tensor, axis: int) -> list[int]:
     return shape
 
 
+@keyword_only("weight_norm_init", 2, ("target_std",))
 def weight_norm_init(
     model: nn.Module,
     batch: Any,
-    target_std: float = 1.0,
     *,
+    target_std: float = 1.0,
     verify: bool = True,
     train_mode: bool = False,
 ) -> DataInitReport:

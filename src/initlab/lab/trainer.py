@@ -18,6 +18,7 @@ RNG is left as it was.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from torch import nn
 from initlab.lab.data import Dataset
 from initlab.rng import derive_generator, derive_seed
 from initlab.rng.checks import check_int, check_number, check_seed
+from initlab.rng.deprecation import warn_deprecated
 
 __all__ = [
     "RunResult",
@@ -273,7 +275,7 @@ def train(
     stall_tolerance: float = 0.05,
     diverge_loss: float = 1e4,
     info: dict[str, Any] | None = None,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train ``model`` in place on ``dataset`` with cross-entropy; return a :class:`RunResult`.
 
@@ -285,12 +287,15 @@ def train(
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
     recorded steps). The data set is moved to the model's device.
+    ``on_step(step)`` is called after each step's forward pass, as in
+    :func:`initlab.lab.batched.train_stacked`.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be an initlab.lab.data.Dataset, got {type(dataset).__name__}")
     check_seed(seed)
+    legacy_callback = on_step is not None and takes_loss_too(on_step)
     if probe_every is not None:
         probe_every = check_int("probe_every", probe_every, minimum=1)
     config = TrainConfig.make(
@@ -324,7 +329,7 @@ def train(
             if step == 1:
                 first_loss = loss_value
             if on_step is not None:
-                on_step(step, loss_value)
+                on_step(*((step, loss_value) if legacy_callback else (step,)))
             if is_divergent(loss_value, config):
                 diverged_at = step
                 history.append(_row(step, config, loss_value, NAN))
@@ -374,6 +379,20 @@ def _row(step: int, config: TrainConfig, loss: float, accuracy: float) -> dict[s
         "step": step, "epoch": (step - 1) // config.steps_per_epoch + 1, "loss": loss, "accuracy": accuracy,
         "test_loss": NAN, "test_accuracy": NAN,
     }
+
+
+def takes_loss_too(on_step: Callable[..., Any]) -> bool:
+    """Whether ``on_step`` still has the old two-argument form ``on_step(step, loss)`` (warns if so)."""
+    try:
+        parameters = inspect.signature(on_step).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature take the one-argument form
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) < 2:
+        return False
+    warn_deprecated("on_step(step, loss) callbacks", "on_step(step); the losses are in the run's history", stacklevel=4)
+    return True
 
 
 def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:

@@ -31,7 +31,7 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from initlab.plan.graph import DataFlow, analyze
 from initlab.plan.report import InitReport, InitRow, sample_stats
-from initlab.plan.rules import DefaultRule, Plan, Rule, StageSpec
+from initlab.plan.rules import DefaultRule, Plan, PlanLike, Rule, StageSpec
 from initlab.plan.stages import Stage, get_stage
 from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
 from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
@@ -431,7 +431,7 @@ def _run_stages(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: 
 # -- the entry point -------------------------------------------------------------------------------
 def init_model(
     model: nn.Module,
-    plan: Any = "auto",
+    plan: PlanLike = "auto",
     seed: int = 0,
     *,
     rng: str = "torch",

@@ -34,7 +34,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plan_text, named_plans
 from initlab.plan.files import is_plan_file_name, read_plan_file, write_plan_file
@@ -55,9 +55,9 @@ from initlab.plan.values import (
     parse_call,
     parse_value,
 )
-from initlab.schemes import get
+from initlab.schemes import Initializer, get
 
-__all__ = ["Rule", "Plan", "StageSpec"]
+__all__ = ["Rule", "Plan", "StageSpec", "PlanLike"]
 
 _WEIGHT_LIKE = frozenset({"weight", "embedding", "recurrent"})
 _BIAS_LIKE = frozenset({"bias", "norm_shift", "output_bias", "forget_bias"})
@@ -215,7 +215,7 @@ class Plan:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def coerce(cls, plan: Any) -> Plan:
+    def coerce(cls, plan: PlanLike) -> Plan:
         """A Plan from a Plan, a plan string or name, a dict, a scheme, or a path to a YAML/TOML/JSON file."""
         if isinstance(plan, Plan):
             return plan
@@ -391,6 +391,11 @@ class Plan:
         for stage in self.effective_stages():
             lines.append(f"  then stage {stage}")
         return "\n".join(lines)
+
+
+# what ``init_model(model, plan=...)`` and ``Plan.coerce`` accept: a Plan, a ready plan name or plan
+# string, a path to a plan file, the dict form, a scheme, or a plan-level value
+PlanLike: TypeAlias = "Plan | str | os.PathLike[str] | Mapping[str, Any] | Initializer | PlanValue"
 
 
 def _bare_item(value: Any, source: str, allow_named: bool) -> tuple[str | None, PlanValue | None]:

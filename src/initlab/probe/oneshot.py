@@ -8,6 +8,7 @@ removed -- also when the forward pass raises.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
 from initlab.probe.verdicts import Thresholds
+from initlab.rng.deprecation import warn_deprecated
 
 __all__ = ["audit", "call_model", "form_loss"]
 
@@ -104,12 +106,29 @@ def _grad_input(batch: Any) -> Any:
     return batch
 
 
+def _loss_first_is_deprecated(function: Callable[..., ProbeReport]) -> Callable[..., ProbeReport]:
+    """Accept the old order ``audit(model, batch, loss_fn, target)``, with a warning."""
+
+    @functools.wraps(function)
+    def wrapper(model: Any, batch: Any, *args: Any, **options: Any) -> ProbeReport:
+        old_order = len(args) == 2 or (len(args) == 1 and callable(args[0]) and not isinstance(args[0], torch.Tensor))
+        if old_order:
+            warn_deprecated("audit(model, batch, loss_fn, target)", "audit(model, batch, target, loss_fn=loss_fn)")
+            if "loss_fn" in options:
+                raise TypeError("audit got loss_fn both by position and by keyword")
+            options["loss_fn"], args = args[0], args[1:]
+        return function(model, batch, *args, **options)
+
+    return wrapper
+
+
+@_loss_first_is_deprecated
 def audit(
     model: nn.Module,
     batch: Any,
-    loss_fn: LossFn | None = None,
     target: Any = None,
     *,
+    loss_fn: LossFn | None = None,
     expected: Any = None,
     modules: ModuleSelector = None,
     mode: str = "keep",
