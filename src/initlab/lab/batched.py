@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from initlab.lab import torch_private
 from initlab.lab.data import Dataset
 from initlab.lab.fused import StackedMLP
 from initlab.lab.trainer import (
@@ -115,7 +116,7 @@ def train_stacked(
     parameters = list(params.values())
     opt = make_optimizer(parameters, config, foreach=True)
     # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
-    plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay
+    plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay and torch_private.AVAILABLE
 
     # per step and copy: the training loss, and the batch accuracy of logged steps
     loss_table = torch.full((config.steps, count), NAN, device=device)
@@ -141,7 +142,7 @@ def train_stacked(
             losses.sum().backward()
         if plain_sgd:
             with torch.no_grad():
-                torch._foreach_add_(parameters, [p.grad for p in parameters], alpha=-config.lr)
+                torch_private.foreach_add_(parameters, [p.grad for p in parameters], alpha=-config.lr)
         else:
             opt.step()
         loss_table[step - 1] = losses.detach()

@@ -56,10 +56,9 @@ def _local_shape_and_offset(param: Any) -> tuple[tuple[int, ...], tuple[int, ...
                 f"fill_dtensor_: placement {placement} holds partial sums, not a shard of values; "
                 "initialize a Shard or Replicate DTensor"
             )
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    shape, offset = compute_local_shape_and_global_offset(tuple(param.shape), param.device_mesh, placements)
-    return tuple(int(d) for d in shape), tuple(int(o) for o in offset)
+    # the size and global offset of this rank's block, as DTensor reports them to distributed checkpointing
+    (chunk,) = param.__create_chunk_list__()
+    return tuple(int(d) for d in chunk.sizes), tuple(int(o) for o in chunk.offsets)
 
 
 def shard_range(global_shape: tuple[int, ...], local_shape: tuple[int, ...], offset: tuple[int, ...]) -> tuple[int, int] | None:
