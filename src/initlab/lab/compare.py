@@ -16,13 +16,13 @@ gets the timings.
 from __future__ import annotations
 
 import math
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from initlab.lab.environment import environment
 from initlab.lab.executors import EXECUTORS, execute
 from initlab.lab.leaderboard import (
     TIDY_COLUMNS,
@@ -223,16 +223,6 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the sweep
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    import initlab
-
-    return {"initlab": initlab.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
 def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume: bool, force: bool) -> None:
     if resume and force:
         raise ValueError("choose one of resume and force")
@@ -307,7 +297,7 @@ def run_compare(
     manifest = {
         "kind": "initlab.compare", "sweep_id": sweep, "config": identity,
         "inits": list(config.inits), "seeds": list(config.seeds),
-        "executor": config.executor, "workers": config.workers, "versions": _versions(),
+        "executor": config.executor, "workers": config.workers, "versions": environment(),
         "started": started, "complete": False,
     }
     previous = store.read_manifest()
@@ -356,15 +346,8 @@ def _write_outputs(store: ResultStore, records: list[dict[str, Any]], board: lis
     root = store.root
     files: dict[str, Path] = {}
     rows = tidy_rows(records)
-    try:
-        import pandas as pd
-        import pyarrow  # noqa: F401  (Parquet needs it)
-
-        path = root / "results.parquet"
-        pd.DataFrame(rows, columns=list(TIDY_COLUMNS)).to_parquet(path, index=False)
-        files["results"] = path
-    except ImportError:
-        files["results"] = write_table(root / "results.csv", rows, TIDY_COLUMNS)
+    # CSV on every machine: the output's format never depends on which packages happen to be installed
+    files["results"] = write_table(root / "results.csv", rows, TIDY_COLUMNS)
     board_rows = leaderboard_dicts(board)
     files["leaderboard"] = write_table(root / "leaderboard.csv", board_rows, list(LeaderRow.__dataclass_fields__))
     atomic_write_text(root / "leaderboard.md", leaderboard_markdown(board, config.loss_threshold))

@@ -4,7 +4,7 @@ Layout of a sweep directory::
 
     manifest.json                  config, sweep id, versions, timings
     records/<init>/seed-<k>.json   one finished run (status, final metrics, history)
-    results.csv | results.parquet  tidy rows: one per run x logged step
+    results.csv                    tidy rows: one per run x logged step
     leaderboard.csv, leaderboard.md, loss_curves.png, final_accuracy.png
 
 A record file appears only once its run has finished: it is written to a
@@ -30,7 +30,8 @@ __all__ = ["ResultStore", "atomic_write_text", "sweep_id", "MANIFEST", "RECORDS"
 
 MANIFEST = "manifest.json"
 RECORDS = "records"
-# files the store may delete with --force (never anything else in the folder)
+# files the store may delete with --force (never anything else in the folder); results.parquet
+# comes from sweeps of initlab 0.1, which wrote it when pyarrow was installed
 OUTPUTS = (MANIFEST, RECORDS, "results.csv", "results.parquet", "leaderboard.csv", "leaderboard.md",
            "loss_curves.png", "final_accuracy.png")
 

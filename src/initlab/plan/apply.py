@@ -35,7 +35,7 @@ from initlab.plan.rules import DefaultRule, Plan, PlanLike, Rule, StageSpec
 from initlab.plan.stages import Stage, get_stage
 from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
 from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
-from initlab.rng import GeneratorLike, derive_generator, derive_seed
+from initlab.rng import GeneratorLike, Keyed, derive_generator, derive_seed
 from initlab.schemes.fans import Fans, LayoutLike, fans
 
 __all__ = ["init_model", "RNG_KINDS"]
@@ -85,11 +85,7 @@ def _check_arguments(model: Any, seed: Any, rng: Any) -> None:
 def _stream(rng: str, seed: int, name: str, device: torch.device) -> GeneratorLike:
     if rng == "torch":
         return derive_generator(seed, name, device)
-    try:
-        from initlab.rng import Keyed  # type: ignore[attr-defined]
-    except ImportError as error:
-        raise ValueError("rng='counter' needs the counter-based generator initlab.rng.Keyed, which is not available") from error
-    return Keyed(seed).child(name)  # type: ignore[no-any-return]
+    return Keyed(seed).child(name)
 
 
 def _block_stream(stream: GeneratorLike, block: Block, count: int) -> GeneratorLike:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from initlab.lab.claims.base import (
     get_claim,
     registered_claims,
 )
+from initlab.lab.environment import environment
 
 __all__ = ["ClaimsRun", "run_claims", "load_run", "RESULTS_FILE", "FIGURE_DIR"]
 
@@ -88,21 +88,6 @@ class ClaimsRun:
             f"{counts['inconclusive']} inconclusive ({'quick' if self.quick else 'full'} mode, {self.seconds:.0f} s)"
         )
         return "\n".join(lines)
-
-
-def _environment() -> dict[str, Any]:
-    import torch
-
-    import initlab
-
-    return {
-        "initlab": initlab.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def select_claims(only: Sequence[str] | None = None) -> list[str]:
@@ -184,7 +169,7 @@ def run_claims(
         if on_result is not None:
             on_result(result)
     run = ClaimsRun(results=results, quick=quick, seed=seed, seconds=time.perf_counter() - started,
-                    started=started_wall, environment=_environment())
+                    started=started_wall, environment=environment())
     if out_dir is not None:
         write_run(run, out_dir)
     return run
