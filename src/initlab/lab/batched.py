@@ -22,6 +22,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -74,6 +75,37 @@ def train_stacked(
     would. The trained values are copied back into ``models``. Options are
     those of :func:`initlab.lab.trainer.train`.
     """
+    models, seeds = _checked(models, seeds, dataset, infos)
+    config = TrainConfig.make(
+        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
+        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
+    )
+    stack = _Stack.of(models)
+    device = stack.device
+    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
+    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    tables = _Tables.empty(config, len(models), device)
+    started = time.perf_counter()
+    step = _train_loop(stack, config, (x_train, y_train, x_test, y_test), seeds, tables, on_step)
+    wall = time.perf_counter() - started
+    train_final = stack.evaluate(x_train, y_train)
+    # the last step is always evaluated, unless the loop stopped early
+    test_final = tables.test_at.get(step) or stack.evaluate(x_test, y_test)
+    _copy_back(models, stack.params, stack.buffers)
+    finals = [t.cpu().tolist() for t in (*train_final, *test_final)]
+    host = tables.host(step, config)
+    return [
+        _result(i, host, finals, step, config, wall / len(models),
+                {"seed": seeds[i], "batched": len(models), **(dict(infos[i]) if infos is not None else {})})
+        for i in range(len(models))
+    ]
+
+
+def _checked(
+    models: Sequence[nn.Module], seeds: Sequence[int], dataset: Dataset, infos: Sequence[dict[str, Any]] | None
+) -> tuple[list[nn.Module], list[int]]:
+    """The models and seeds as lists, after checking that they fit one stacked run."""
     models = list(models)
     seeds = [int(s) for s in seeds]
     if not models:
@@ -90,127 +122,171 @@ def train_stacked(
         raise ValueError("models of one batched run must share one architecture (same parameter names and shapes)")
     if infos is not None and len(infos) != len(models):
         raise ValueError(f"infos must give one dict per model: {len(infos)} for {len(models)} models")
-    count = len(models)
-    config = TrainConfig.make(
-        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
-        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
-    )
-    device = next((p.device for p in models[0].parameters()), torch.device("cpu"))
-    for model in models:
-        model.train()
-    params, buffers = stack_module_state(models)  # type: ignore[arg-type]
-    base = copy.deepcopy(models[0]).to("meta")
+    return models, seeds
 
-    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (p, b), (x,))
 
-    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-    engine = StackedMLP.of(models[0])
-    if engine is not None:
-        shared_batch = own_batch = _engine_forward(engine)
-    else:
-        shared_batch = vmap(forward, in_dims=(0, 0, None), randomness="different")
-        own_batch = vmap(forward, in_dims=(0, 0, 0), randomness="different")
-    parameters = list(params.values())
+@dataclass
+class _Stack:
+    """M copies of one architecture as stacked parameters, with a forward for a shared and a per-copy batch."""
+
+    base: nn.Module
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    engine: StackedMLP | None
+    shared_batch: Callable[..., torch.Tensor]
+    own_batch: Callable[..., torch.Tensor]
+
+    @classmethod
+    def of(cls, models: list[nn.Module]) -> _Stack:
+        for model in models:
+            model.train()
+        params, buffers = stack_module_state(models)  # type: ignore[arg-type]
+        base = copy.deepcopy(models[0]).to("meta")
+        engine = StackedMLP.of(models[0])
+        if engine is not None:
+            return cls(base, params, buffers, engine, _engine_forward(engine), _engine_forward(engine))
+
+        def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (p, b), (x,))
+
+        shared = vmap(forward, in_dims=(0, 0, None), randomness="different")
+        own = vmap(forward, in_dims=(0, 0, 0), randomness="different")
+        return cls(base, params, buffers, None, shared, own)
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.params.values())).device if self.params else torch.device("cpu")
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _evaluate(self.base, self.shared_batch, self.params, self.buffers, x, y)
+
+
+@dataclass
+class _Tables:
+    """Per step and copy: the training loss, the batch accuracy of logged steps, the test metrics."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    test_at: dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def empty(cls, config: TrainConfig, count: int, device: torch.device) -> _Tables:
+        return cls(torch.full((config.steps, count), NAN, device=device),
+                   torch.full((config.steps, count), NAN, device=device), {})
+
+    def host(self, step: int, config: TrainConfig) -> _HostTables:
+        """The tables up to ``step`` as Python lists, in one pass per table."""
+        bad = _divergent(self.loss[:step], config)
+        logged = [s for s in range(1, step + 1) if config.logged(s)]
+        return _HostTables(
+            first_bad=torch.where(bad.any(dim=0), bad.int().argmax(dim=0) + 1, config.steps + 1).cpu().tolist(),
+            logged_steps=logged,
+            losses=self.loss[[s - 1 for s in logged]].cpu().tolist(),
+            accuracies=self.accuracy[[s - 1 for s in logged]].cpu().tolist(),
+            step_losses=self.loss[:step].cpu().tolist(),
+            tests={s: (loss.cpu().tolist(), acc.cpu().tolist()) for s, (loss, acc) in self.test_at.items()},
+        )
+
+
+@dataclass(frozen=True)
+class _HostTables:
+    first_bad: list[int]  # per copy: first divergent step, steps + 1 if none
+    logged_steps: list[int]
+    losses: list[list[float]]  # [logged step][copy]
+    accuracies: list[list[float]]
+    step_losses: list[list[float]]  # [step - 1][copy]
+    tests: dict[int, tuple[list[float], list[float]]]
+
+
+def _train_loop(
+    stack: _Stack, config: TrainConfig, data: tuple[torch.Tensor, ...], seeds: list[int], tables: _Tables,
+    on_step: Callable[[int], None] | None,
+) -> int:
+    """Train every copy for ``config.steps`` steps (or until all have diverged); returns the last step."""
+    x_train, y_train, x_test, y_test = data
+    count = len(seeds)
+    parameters = list(stack.params.values())
     opt = make_optimizer(parameters, config, foreach=True)
     # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
     plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay and torch_private.AVAILABLE
-
-    # per step and copy: the training loss, and the batch accuracy of logged steps
-    loss_table = torch.full((config.steps, count), NAN, device=device)
-    accuracy_table = torch.full((config.steps, count), NAN, device=device)
-    test_at: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    started = time.perf_counter()
     step = 0
     for step, rows in enumerate(batch_orders(len(y_train), config, seeds), start=1):
         if rows is None:
             x, targets = x_train, y_train.expand(count, -1)
         else:
-            index = rows.to(device).reshape(-1)
+            index = rows.to(x_train.device).reshape(-1)
             x = x_train.index_select(0, index).view(count, -1, *x_train.shape[1:])
             targets = y_train.index_select(0, index).view(count, -1)
-        if engine is not None:
+        if stack.engine is not None:
             # forward and backward written out: no graph, buffers reused, gradients in .grad
-            losses, logits = engine.loss_and_grad(params, x, targets)
+            losses, logits = stack.engine.loss_and_grad(stack.params, x, targets)
         else:
-            logits = (shared_batch if rows is None else own_batch)(params, buffers, x)
+            logits = (stack.shared_batch if rows is None else stack.own_batch)(stack.params, stack.buffers, x)
             per_example = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
             losses = per_example.view(count, -1).mean(dim=1)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
         if plain_sgd:
             with torch.no_grad():
-                torch_private.foreach_add_(parameters, [p.grad for p in parameters], alpha=-config.lr)
+                # a copy without a gradient is left as it is, as torch.optim.SGD leaves it
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+                torch_private.foreach_add_(parameters, grads, alpha=-config.lr)
         else:
             opt.step()
-        loss_table[step - 1] = losses.detach()
+        tables.loss[step - 1] = losses.detach()
         if config.logged(step):
-            torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=accuracy_table.dtype,
-                       out=accuracy_table[step - 1])
+            torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=tables.accuracy.dtype,
+                       out=tables.accuracy[step - 1])
             if config.evaluated(step):
-                test_at[step] = _evaluate(base, shared_batch, params, buffers, x_test, y_test)
+                tables.test_at[step] = stack.evaluate(x_test, y_test)
         if on_step is not None:
             on_step(step)
         # a sync every few steps lets a sweep stop once every copy has diverged
-        if step % 32 == 0 and bool(_divergent(loss_table[:step], config).any(dim=0).all()):
+        if step % 32 == 0 and bool(_divergent(tables.loss[:step], config).any(dim=0).all()):
             break
-    wall = time.perf_counter() - started
+    return step
 
-    train_final = _evaluate(base, shared_batch, params, buffers, x_train, y_train)
-    # the last step is always evaluated, unless the loop stopped early
-    test_final = test_at.get(step) or _evaluate(base, shared_batch, params, buffers, x_test, y_test)
-    _copy_back(models, params, buffers)
 
-    bad = _divergent(loss_table[:step], config)
-    first_bad_list = torch.where(bad.any(dim=0), bad.int().argmax(dim=0) + 1, config.steps + 1).cpu().tolist()
-    logged_steps = [s for s in range(1, step + 1) if config.logged(s)]
-    losses_table = loss_table[[s - 1 for s in logged_steps]].cpu().tolist()  # [logged step][model]
-    accuracies = accuracy_table[[s - 1 for s in logged_steps]].cpu().tolist()
-    step_losses = loss_table[:step].cpu().tolist()
-    tests = {s: (loss.cpu().tolist(), acc.cpu().tolist()) for s, (loss, acc) in test_at.items()}
-    train_final_list = [t.cpu().tolist() for t in train_final]
-    test_final_list = [t.cpu().tolist() for t in test_final]
-    results = []
-    for i in range(count):
-        diverged_at = first_bad_list[i] if first_bad_list[i] <= config.steps else None
-        history = []
-        for row_index, logged_step in enumerate(logged_steps):
-            if diverged_at is not None and logged_step > diverged_at:
-                break
-            loss_value = losses_table[row_index][i]
-            row = {
-                "step": logged_step, "epoch": (logged_step - 1) // config.steps_per_epoch + 1,
-                "loss": loss_value,
-                "accuracy": NAN if logged_step == diverged_at else accuracies[row_index][i],
-                "test_loss": NAN, "test_accuracy": NAN,
-            }
-            if logged_step in tests and logged_step != diverged_at:
-                row["test_loss"], row["test_accuracy"] = tests[logged_step][0][i], tests[logged_step][1][i]
-            history.append(row)
-        if diverged_at is not None and (not history or history[-1]["step"] != diverged_at):
-            history.append({
-                "step": diverged_at, "epoch": (diverged_at - 1) // config.steps_per_epoch + 1,
-                "loss": step_losses[diverged_at - 1][i], "accuracy": NAN,
-                "test_loss": NAN, "test_accuracy": NAN,
-            })
-        if diverged_at is None and not math.isfinite(train_final_list[0][i]):
-            diverged_at = step
-        if diverged_at is None:
-            final = {"train_loss": train_final_list[0][i], "train_accuracy": train_final_list[1][i],
-                     "test_loss": test_final_list[0][i], "test_accuracy": test_final_list[1][i]}
-        else:
-            final = {"train_loss": NAN, "train_accuracy": NAN, "test_loss": NAN, "test_accuracy": NAN}
-        first_loss = losses_table[0][i]
-        results.append(RunResult(
-            status=run_status(first_loss, final["train_loss"], diverged_at is not None, config),
-            history=history, final=final, steps=diverged_at if diverged_at is not None else step,
-            wall_time=wall / count, diverged_at=diverged_at,
-            info={**config_info(config), "seed": seeds[i], "batched": count,
-                  **(dict(infos[i]) if infos is not None else {})},
-        ))
-    return results
+def _history(i: int, host: _HostTables, diverged_at: int | None, config: TrainConfig) -> list[dict[str, float]]:
+    """Copy i's logged rows, up to and including the step where it diverged."""
+    history = []
+    for row_index, logged_step in enumerate(host.logged_steps):
+        if diverged_at is not None and logged_step > diverged_at:
+            break
+        row = {
+            "step": logged_step, "epoch": (logged_step - 1) // config.steps_per_epoch + 1,
+            "loss": host.losses[row_index][i],
+            "accuracy": NAN if logged_step == diverged_at else host.accuracies[row_index][i],
+            "test_loss": NAN, "test_accuracy": NAN,
+        }
+        if logged_step in host.tests and logged_step != diverged_at:
+            row["test_loss"], row["test_accuracy"] = host.tests[logged_step][0][i], host.tests[logged_step][1][i]
+        history.append(row)
+    if diverged_at is not None and (not history or history[-1]["step"] != diverged_at):
+        history.append({
+            "step": diverged_at, "epoch": (diverged_at - 1) // config.steps_per_epoch + 1,
+            "loss": host.step_losses[diverged_at - 1][i], "accuracy": NAN,
+            "test_loss": NAN, "test_accuracy": NAN,
+        })
+    return history
+
+
+def _result(
+    i: int, host: _HostTables, finals: list[list[float]], step: int, config: TrainConfig, wall: float,
+    info: dict[str, Any],
+) -> RunResult:
+    """Copy i's RunResult; ``finals`` = [train loss, train accuracy, test loss, test accuracy] per copy."""
+    diverged_at = host.first_bad[i] if host.first_bad[i] <= config.steps else None
+    history = _history(i, host, diverged_at, config)
+    if diverged_at is None and not math.isfinite(finals[0][i]):
+        diverged_at = step
+    names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    final = {name: NAN if diverged_at is not None else values[i] for name, values in zip(names, finals)}
+    return RunResult(
+        status=run_status(host.losses[0][i], final["train_loss"], diverged_at is not None, config),
+        history=history, final=final, steps=diverged_at if diverged_at is not None else step,
+        wall_time=wall, diverged_at=diverged_at, info={**config_info(config), **info},
+    )
 
 
 def _engine_forward(engine: StackedMLP) -> Callable[..., torch.Tensor]:

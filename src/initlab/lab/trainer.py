@@ -304,65 +304,95 @@ def train(
         stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
     )
     device = _device_of(model)
-    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    data = _Split(dataset.x_train.to(device), dataset.y_train.to(device), dataset.x_test.to(device),
+                  dataset.y_test.to(device))
     opt = make_optimizer(model.parameters(), config)
-    history: list[dict[str, float]] = []
     probe_report: Any = None
-    first_loss = NAN
-    diverged_at: int | None = None
     model.train()
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
         torch.manual_seed(derive_seed(seed, "lab.dropout"))
-        session = None
-        if probe_every is not None:
-            session = stack.enter_context(_probe_session(model, probe_every, opt))
-        step = 0
-        for step, rows in enumerate(batch_order(len(y_train), config, seed), start=1):
-            x, y = (x_train, y_train) if rows is None else (x_train[rows.to(device)], y_train[rows.to(device)])
-            opt.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            loss_value = loss.item()
-            if step == 1:
-                first_loss = loss_value
-            if on_step is not None:
-                on_step(*((step, loss_value) if legacy_callback else (step,)))
-            if is_divergent(loss_value, config):
-                diverged_at = step
-                history.append(_row(step, config, loss_value, NAN))
-                break
-            loss.backward()
-            opt.step()
-            if config.logged(step):
-                accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
-                row = _row(step, config, loss_value, accuracy)
-                if config.evaluated(step):
-                    row["test_loss"], row["test_accuracy"] = evaluate(model, x_test, y_test)
-                history.append(row)
+        session = stack.enter_context(_probe_session(model, probe_every, opt)) if probe_every is not None else None
+        progress = _run_steps(model, opt, config, data, seed, on_step, legacy_callback)
         if session is not None:
             probe_report = session.report()
-    if diverged_at is None:
-        train_loss, train_accuracy = evaluate(model, x_train, y_train)
-        last = history[-1] if history else None
-        if last is not None and last["step"] == step and not math.isnan(last["test_loss"]):
-            test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
-        else:
-            test_loss, test_accuracy = evaluate(model, x_test, y_test)
-        if not math.isfinite(train_loss):
-            diverged_at = step
-    else:
-        train_loss = train_accuracy = test_loss = test_accuracy = NAN
-    final = {"train_loss": train_loss, "train_accuracy": train_accuracy,
-             "test_loss": test_loss, "test_accuracy": test_accuracy}
-    status = run_status(first_loss, train_loss, diverged_at is not None, config)
+    final, diverged_at = _final_metrics(model, data, progress)
+    status = run_status(progress.first_loss, final["train_loss"], diverged_at is not None, config)
     return RunResult(
-        status=status, history=history, final=final, steps=step,
+        status=status, history=progress.history, final=final, steps=progress.step,
         wall_time=time.perf_counter() - started, diverged_at=diverged_at,
         info={**config_info(config), "seed": seed, **(info or {})}, probe=probe_report,
     )
+
+
+@dataclass(frozen=True)
+class _Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass
+class _Progress:
+    """Where a training loop stands: its logged rows, first loss, last step and divergence step."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    first_loss: float = NAN
+    step: int = 0
+    diverged_at: int | None = None
+
+
+def _run_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, config: TrainConfig, data: _Split, seed: int,
+    on_step: Callable[..., Any] | None, legacy_callback: bool,
+) -> _Progress:
+    """The steps of :func:`train`: forward, loss, callback, divergence check, backward, step, log."""
+    progress = _Progress()
+    device = data.x_train.device
+    for step, rows in enumerate(batch_order(len(data.y_train), config, seed), start=1):
+        progress.step = step
+        x, y = (data.x_train, data.y_train) if rows is None else (data.x_train[rows.to(device)], data.y_train[rows.to(device)])
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        loss_value = loss.item()
+        if step == 1:
+            progress.first_loss = loss_value
+        if on_step is not None:
+            on_step(*((step, loss_value) if legacy_callback else (step,)))
+        if is_divergent(loss_value, config):
+            progress.diverged_at = step
+            progress.history.append(_row(step, config, loss_value, NAN))
+            break
+        loss.backward()
+        opt.step()
+        if config.logged(step):
+            accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
+            row = _row(step, config, loss_value, accuracy)
+            if config.evaluated(step):
+                row["test_loss"], row["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
+            progress.history.append(row)
+    return progress
+
+
+def _final_metrics(model: nn.Module, data: _Split, progress: _Progress) -> tuple[dict[str, float], int | None]:
+    """Train and test loss and accuracy after the last step (NaN for a diverged run), and the divergence step."""
+    diverged_at = progress.diverged_at
+    if diverged_at is not None:
+        return dict.fromkeys(("train_loss", "train_accuracy", "test_loss", "test_accuracy"), NAN), diverged_at
+    train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train)
+    last = progress.history[-1] if progress.history else None
+    if last is not None and last["step"] == progress.step and not math.isnan(last["test_loss"]):
+        test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
+    else:
+        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+    if not math.isfinite(train_loss):
+        diverged_at = progress.step
+    final = {"train_loss": train_loss, "train_accuracy": train_accuracy, "test_loss": test_loss,
+             "test_accuracy": test_accuracy}
+    return final, diverged_at
 
 
 def config_info(config: TrainConfig) -> dict[str, Any]:

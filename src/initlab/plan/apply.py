@@ -350,8 +350,12 @@ def _write(decision: _Decision, rng: str, seed: int) -> None:
             decision.notes.append("padding row zeroed")
 
 
-def _snapshot(decisions: list[_Decision]) -> dict[int, tuple[_Decision, list[torch.Tensor]]]:
-    saved: dict[int, tuple[_Decision, list[torch.Tensor]]] = {}
+# decision index -> (decision, the tensors it would overwrite, as they were)
+_Snapshot = dict[int, tuple[_Decision, list[torch.Tensor]]]
+
+
+def _snapshot(decisions: list[_Decision]) -> _Snapshot:
+    saved: _Snapshot = {}
     for i, decision in enumerate(decisions):
         target = decision.target
         if target.parametrized:
@@ -364,7 +368,7 @@ def _snapshot(decisions: list[_Decision]) -> dict[int, tuple[_Decision, list[tor
     return saved
 
 
-def _restore(saved: dict[int, tuple[_Decision, list[torch.Tensor]]]) -> None:
+def _restore(saved: _Snapshot) -> None:
     with torch.no_grad():
         for decision, values in saved.values():
             target = decision.target
@@ -474,48 +478,18 @@ def init_model(
     notes: list[str] = []
     targets = collect_targets(model)
     context = ResolveContext()
-    flow: DataFlow | None = None
-    if targets and plan_obj.needs_flow():
-        example = example_input if example_input is not None else _example_from(batch)
-        flow = analyze(model, example, need_residual=plan_obj.needs_residual())
-        _apply_flow(targets, flow, plan_obj, context, notes)
-
+    flow = _flow(model, targets, plan_obj, example_input if example_input is not None else _example_from(batch),
+                 context, notes)
     used: set[int] = set()
     decisions = [_decide(target, rules, context, include_frozen, used, rng, seed) for target in targets]
-    for index, (rule, origin) in enumerate(rules):
-        if origin == "plan" and index not in used:
-            notes.append(f"rule {rule} matched no parameter")
-
-    sharded = [d.target.name for d in decisions if d.status == "initialized" and _is_dtensor(d.target.tensor)]
-    if sharded and rng != "counter":
-        raise ValueError(
-            f"parameters {', '.join(sharded[:5])} are DTensors; a shard takes its part of the global values "
-            "only from a counter stream: pass rng='counter'"
-        )
+    notes.extend(f"rule {rule} matched no parameter" for index, (rule, origin) in enumerate(rules)
+                 if origin == "plan" and index not in used)
+    _check_sharded(decisions, rng)
     meta_modules = _meta_modules(model)
     target_device = torch.device(device if device is not None else "cpu")
     saved = _snapshot(decisions) if stages else {}
     risky = {} if stages else _snapshot([d for d in decisions if d.target.parametrized or _is_dtensor(d.target.tensor)])
-    written: list[str] = []
-    try:
-        with torch.no_grad():
-            if meta_modules:
-                _materialize(model, meta_modules, target_device, notes)
-            for decision in decisions:
-                if decision.status == "initialized":
-                    _write(decision, rng, seed)
-                    written.append(decision.target.name)
-    except BaseException as error:
-        if meta_modules:
-            _move_storage(meta_modules, "meta", from_meta=False)
-        _restore(saved or risky)
-        if isinstance(error, ValueError | TypeError) or not written:
-            raise
-        raise RuntimeError(
-            f"init_model failed while writing after {len(written)} parameter(s) ({', '.join(written[:5])}"
-            f"{', ...' if len(written) > 5 else ''}); parameters without a snapshot keep their new values"
-        ) from error
-
+    _write_all(model, decisions, meta_modules, target_device, notes, saved or risky, rng, seed)
     if meta_modules:
         stale = [d.target.name for d in decisions if d.status != "initialized"]
         if stale:
@@ -523,31 +497,74 @@ def init_model(
                 f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
                 "they hold uninitialised memory"
             )
-    stage_reports: dict[str, Any] = {}
-    if stages:
-        try:
-            stage_reports = _run_stages(model, stages, batch)
-        except BaseException:
-            if meta_modules:
-                _move_storage(meta_modules, "meta", from_meta=False)
-            else:
-                _restore(saved)
-            raise
+    stage_reports = _run_stages_or_restore(model, stages, batch, meta_modules, saved)
     stage_note = f"then stage {', '.join(spec.name for spec, _ in stages)}" if stages else ""
     rows = [_row(d, sample_stats(_current_tensor(d.target)), stage_note if d.status == "initialized" else "") for d in decisions]
     for note in notes:
         _warnings.warn(note, UserWarning, stacklevel=2)
     return InitReport(
-        rows=rows,
-        plan=str(plan_obj),
-        seed=seed,
-        rng=_describe_rng(rng),
-        flow=flow.method if flow is not None else None,
-        output_layer=flow.output_layer if flow is not None else None,
-        warnings=notes,
-        stage_reports=stage_reports,
-        materialized=str(target_device) if meta_modules else None,
+        rows=rows, plan=str(plan_obj), seed=seed, rng=_describe_rng(rng),
+        flow=flow.method if flow is not None else None, output_layer=flow.output_layer if flow is not None else None,
+        warnings=notes, stage_reports=stage_reports, materialized=str(target_device) if meta_modules else None,
     )
+
+
+def _write_all(model: nn.Module, decisions: list[_Decision], meta_modules: list[nn.Module], device: torch.device,
+               notes: list[str], saved: _Snapshot, rng: str, seed: int) -> None:
+    """The writing phase: materialize meta modules, write every decided parameter; restore ``saved`` on failure."""
+    written: list[str] = []
+    try:
+        with torch.no_grad():
+            if meta_modules:
+                _materialize(model, meta_modules, device, notes)
+            for decision in decisions:
+                if decision.status == "initialized":
+                    _write(decision, rng, seed)
+                    written.append(decision.target.name)
+    except BaseException as error:
+        if meta_modules:
+            _move_storage(meta_modules, "meta", from_meta=False)
+        _restore(saved)
+        if isinstance(error, ValueError | TypeError) or not written:
+            raise
+        raise RuntimeError(
+            f"init_model failed while writing after {len(written)} parameter(s) ({', '.join(written[:5])}"
+            f"{', ...' if len(written) > 5 else ''}); parameters without a snapshot keep their new values"
+        ) from error
+
+
+def _flow(model: nn.Module, targets: list[Target], plan: Plan, example: Any, context: ResolveContext,
+          notes: list[str]) -> DataFlow | None:
+    """The model's data flow, when a rule of ``plan`` needs it (output/input/residual roles, auto, fixup)."""
+    if not targets or not plan.needs_flow():
+        return None
+    flow = analyze(model, example, need_residual=plan.needs_residual())
+    _apply_flow(targets, flow, plan, context, notes)
+    return flow
+
+
+def _check_sharded(decisions: list[_Decision], rng: str) -> None:
+    sharded = [d.target.name for d in decisions if d.status == "initialized" and _is_dtensor(d.target.tensor)]
+    if sharded and rng != "counter":
+        raise ValueError(
+            f"parameters {', '.join(sharded[:5])} are DTensors; a shard takes its part of the global values "
+            "only from a counter stream: pass rng='counter'"
+        )
+
+
+def _run_stages_or_restore(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: Any,
+                           meta_modules: list[nn.Module], saved: _Snapshot) -> dict[str, Any]:
+    """The stages' reports; a failing stage leaves the model as it was before ``init_model``."""
+    if not stages:
+        return {}
+    try:
+        return _run_stages(model, stages, batch)
+    except BaseException:
+        if meta_modules:
+            _move_storage(meta_modules, "meta", from_meta=False)
+        else:
+            _restore(saved)
+        raise
 
 
 def _describe_rng(rng: str) -> str:

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -172,33 +173,15 @@ def audit(
         saturation_threshold=thresholds.saturation_derivative,
         rank_samples=rank_samples,
     )
-    grads: dict[str, torch.Tensor | None] = {}
-    loss_value: torch.Tensor | None = None
     try:
         collector.recording = True
-        output = call_model(model, batch)
-        loss = form_loss(output, loss_fn, target)
-        if loss is not None and loss.requires_grad:
-            loss_value = loss.detach()
-            named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-            inputs: list[torch.Tensor] = [p for _, p in named]
-            if isinstance(batch, torch.Tensor) and batch.requires_grad and batch.is_leaf:
-                inputs.append(batch)
-            if inputs:
-                gradients = torch.autograd.grad(loss, inputs, allow_unused=True)
-                grads = {name: g for (name, _), g in zip(named, gradients)}
+        loss = form_loss(call_model(model, batch), loss_fn, target)
+        grads = _gradients(model, batch, loss)
         collector.recording = False
         rows = list(collector.iter_recorded())
         symmetry = symmetry_of(collector, rows, grads, thresholds.symmetry_tol)
-        records = [record_of(row) for row in rows]
-        tensors: list[torch.Tensor] = [vector for vector, _ in records] + [
-            hist for _, hist in records
-        ]
-        if collector.input_acc is not None:
-            tensors.append(collector.input_acc)
-        if loss_value is not None:
-            tensors.append(loss_value.reshape(1))
-        host = to_host(tensors)
+        loss_value = loss.detach() if loss is not None and loss.requires_grad else None
+        host = _to_host(rows, collector.input_acc, loss_value)
     finally:
         collector.close()
         with torch.no_grad():
@@ -207,12 +190,7 @@ def audit(
         for module, training in saved_modes.items():
             module.training = training
     count = len(rows)
-    position = 2 * count
-    input_sums = None
-    if collector.input_acc is not None:
-        input_sums = host[position]
-        position += 1
-    loss_float = float(host[position][0]) if loss_value is not None else None
+    input_sums = host[2 * count] if collector.input_acc is not None else None
     return build_report(
         [row_meta(row) for row in rows],
         host[:count],
@@ -222,6 +200,31 @@ def audit(
         expected=expected_map,
         symmetry=symmetry,
         bins=bins,
-        loss=loss_float,
+        loss=float(host[-1][0]) if loss_value is not None else None,
         title=title,
     )
+
+
+def _gradients(model: nn.Module, batch: Any, loss: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
+    """d loss / d parameter for every trainable parameter ({} without a loss that has a graph)."""
+    if loss is None or not loss.requires_grad:
+        return {}
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    inputs: list[torch.Tensor] = [p for _, p in named]
+    if isinstance(batch, torch.Tensor) and batch.requires_grad and batch.is_leaf:
+        inputs.append(batch)
+    if not inputs:
+        return {}
+    gradients = torch.autograd.grad(loss, inputs, allow_unused=True)
+    return {name: g for (name, _), g in zip(named, gradients)}
+
+
+def _to_host(rows: list[Any], input_acc: torch.Tensor | None, loss: torch.Tensor | None) -> list[np.ndarray]:
+    """In one transfer: every row's statistics vector, then its histogram, the input sums and the loss."""
+    records = [record_of(row) for row in rows]
+    tensors: list[torch.Tensor] = [vector for vector, _ in records] + [hist for _, hist in records]
+    if input_acc is not None:
+        tensors.append(input_acc)
+    if loss is not None:
+        tensors.append(loss.reshape(1))
+    return to_host(tensors)

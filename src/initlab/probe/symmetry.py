@@ -69,6 +69,70 @@ def _distance(rows: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> 
     return (rows[first].to(torch.float64) - rows[second].to(torch.float64)).norm(dim=1)
 
 
+def _candidate_pairs(
+    values: torch.Tensor, limit: torch.Tensor, groups: int, window: int, seed: int
+) -> tuple[list[int], list[int]]:
+    """Unit pairs (firsts[i], seconds[i]) whose random projections are all within ``limit`` (plus rounding).
+
+    |p_i - p_j| <= |w_i - w_j| along every unit direction, so near rows have
+    close projections on all of them; sorted by the first projection, near
+    rows sit within ``window`` places of each other (units of different
+    groups are sorted apart and never paired).
+    """
+    units = values.shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    directions = torch.randn(values.shape[1], _PROJECTIONS, dtype=torch.float64, generator=generator)
+    directions = (directions / directions.norm(dim=0)).to(device=values.device, dtype=values.dtype)
+    projections = (values @ directions).to(torch.float64)
+    # the slack covers rounding of the projections themselves
+    slack = limit + 1e-6 * projections.abs().amax()
+    per_group = units // groups if groups > 0 and units % groups == 0 else units
+    group_index = torch.arange(units, device=values.device) // per_group
+    span = projections[:, 0].abs().amax() + 1.0
+    order = torch.argsort(projections[:, 0] + group_index.to(torch.float64) * 4.0 * span)
+    sorted_projections = projections[order]
+    sorted_group = group_index[order]
+    offsets = range(1, min(window, units - 1) + 1)
+    candidates = [
+        ((sorted_projections[k:] - sorted_projections[:-k]).abs() <= slack).all(dim=1)
+        & (sorted_group[k:] == sorted_group[:-k])
+        for k in offsets
+    ]
+    # one transfer of the candidate masks; exact distances only for the (few) candidates
+    masks = torch.cat(candidates).cpu()
+    order_host = order.cpu()
+    firsts: list[int] = []
+    seconds: list[int] = []
+    start = 0
+    for k, mask in zip(offsets, candidates):
+        positions = torch.nonzero(masks[start : start + mask.numel()]).flatten()
+        start += mask.numel()
+        firsts += order_host[positions].tolist()
+        seconds += order_host[positions + k].tolist()
+    return firsts, seconds
+
+
+def _connected_groups(units: int, pairs: list[tuple[int, int]]) -> list[tuple[int, ...]]:
+    """The groups of size >= 2 that ``pairs`` join (union-find), each sorted, ordered by first unit."""
+    parent = list(range(units))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    members: dict[int, list[int]] = {}
+    for unit in range(units):
+        members.setdefault(find(unit), []).append(unit)
+    found = [tuple(sorted(group)) for group in members.values() if len(group) >= 2]
+    return sorted(found, key=lambda group: group[0])
+
+
 def symmetric_groups(
     weight_rows: torch.Tensor,
     grad_rows: torch.Tensor | None = None,
@@ -97,62 +161,15 @@ def symmetric_groups(
     if units < 2:
         return []
     values = torch.nan_to_num(_floating(weight_rows.detach()))
-    gradients = None if grad_rows is None else torch.nan_to_num(_floating(grad_rows.detach()))
-    generator = torch.Generator().manual_seed(seed)
-    directions = torch.randn(
-        values.shape[1], _PROJECTIONS, dtype=torch.float64, generator=generator
-    )
-    directions = (directions / directions.norm(dim=0)).to(device=values.device, dtype=values.dtype)
-    # |p_i - p_j| <= |w_i - w_j| along every unit direction, so near rows have close projections
-    # on all of them; the slack covers rounding of the projections themselves
-    projections = (values @ directions).to(torch.float64)
     limit = tol * _row_scale(values)
-    slack = limit + 1e-6 * projections.abs().amax()
-    per_group = units // groups if groups > 0 and units % groups == 0 else units
-    group_index = torch.arange(units, device=values.device) // per_group
-    span = projections[:, 0].abs().amax() + 1.0
-    order = torch.argsort(projections[:, 0] + group_index.to(torch.float64) * 4.0 * span)
-    sorted_projections = projections[order]
-    sorted_group = group_index[order]
-    offsets = range(1, min(window, units - 1) + 1)
-    candidates = [
-        ((sorted_projections[k:] - sorted_projections[:-k]).abs() <= slack).all(dim=1)
-        & (sorted_group[k:] == sorted_group[:-k])
-        for k in offsets
-    ]
-    # one transfer of the candidate masks; exact distances only for the (few) candidates
-    masks = torch.cat(candidates).cpu()
-    order_host = order.cpu()
-    firsts: list[int] = []
-    seconds: list[int] = []
-    start = 0
-    for k, mask in zip(offsets, candidates):
-        positions = torch.nonzero(masks[start : start + mask.numel()]).flatten()
-        start += mask.numel()
-        firsts += order_host[positions].tolist()
-        seconds += order_host[positions + k].tolist()
+    firsts, seconds = _candidate_pairs(values, limit, groups, window, seed)
     if not firsts:
         return []
     first_index = torch.tensor(firsts, device=values.device)
     second_index = torch.tensor(seconds, device=values.device)
     near = _distance(values, first_index, second_index) <= limit
-    if gradients is not None:
+    if grad_rows is not None:
+        gradients = torch.nan_to_num(_floating(grad_rows.detach()))
         near &= _distance(gradients, first_index, second_index) <= tol * _row_scale(gradients)
-    parent = list(range(units))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b, is_near in zip(firsts, seconds, near.cpu().tolist()):
-        if is_near:
-            root_a, root_b = find(a), find(b)
-            if root_a != root_b:
-                parent[max(root_a, root_b)] = min(root_a, root_b)
-    members: dict[int, list[int]] = {}
-    for unit in range(units):
-        members.setdefault(find(unit), []).append(unit)
-    found = [tuple(sorted(group)) for group in members.values() if len(group) >= 2]
-    return sorted(found, key=lambda group: group[0])
+    pairs = [(a, b) for a, b, is_near in zip(firsts, seconds, near.cpu().tolist()) if is_near]
+    return _connected_groups(units, pairs)
