@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from initlab.lab.claims import ClaimResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    def finished(result: object) -> None:
+    def finished(result: ClaimResult) -> None:
         if not args.quiet:
-            print(f"  -> {result.verdict} ({result.number} vs {result.threshold}, {result.seconds:.1f} s)",  # type: ignore[attr-defined]
+            print(f"  -> {result.verdict} ({result.number} vs {result.threshold}, {result.seconds:.1f} s)",
                   file=sys.stderr, flush=True)
 
     claims_run = run_claims(only, quick=args.quick, seed=args.seed, out_dir=out, log=progress, on_result=finished)

@@ -140,7 +140,7 @@ class _Stack:
     def of(cls, models: list[nn.Module]) -> _Stack:
         for model in models:
             model.train()
-        params, buffers = stack_module_state(models)  # type: ignore[arg-type]
+        params, buffers = stack_module_state(models)
         base = copy.deepcopy(models[0]).to("meta")
         engine = StackedMLP.of(models[0])
         if engine is not None:

@@ -28,7 +28,7 @@ Names
 >>> from initlab.lab.data import load_dataset
 >>> ds = load_dataset("digits", seed=0)
 >>> ds.x_train.shape, ds.num_classes, ds.image_shape
-(torch.Size([1437, 64]), 10, (1, 8, 8))
+(torch.Size([1438, 64]), 10, (1, 8, 8))
 """
 
 from __future__ import annotations

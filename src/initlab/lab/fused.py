@@ -119,19 +119,19 @@ class StackedMLP:
         None too on a torch release whose private kernels were not checked
         (``initlab.lab.torch_private.AVAILABLE``): the lab then uses autograd.
         """
-        from initlab.lab.models import MLP
+        from initlab.lab.models import MLP, Block
 
         if type(model) is not MLP or not AVAILABLE:
             return None
         layers = []
         for index, block in enumerate(model.hidden):
-            if hasattr(block, "norm") or hasattr(block, "dropout"):
+            if not isinstance(block, Block) or hasattr(block, "norm") or hasattr(block, "dropout"):
                 return None
-            activation = _activation_of(block.act)  # type: ignore[arg-type]
-            if activation is None:
+            activation = _activation_of(block.act)
+            if activation is None or not isinstance(block.layer, nn.Linear):
                 return None
             prefix = f"hidden.{index}.linear"
-            has_bias = block.linear.bias is not None  # type: ignore[union-attr]
+            has_bias = block.layer.bias is not None
             layers.append(_Layer(prefix + ".weight", prefix + ".bias" if has_bias else None,
                                  activation, bool(block.residual)))
         layers.append(_Layer("output.weight", "output.bias" if model.output.bias is not None else None, None, False))

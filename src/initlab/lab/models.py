@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,10 +422,11 @@ def _check_fits(model: nn.Module, spec: str, input_shape: tuple[int, ...], num_c
 
 def _build_factory(spec: str, input_shape: tuple[int, ...] | None, num_classes: int | None) -> nn.Module:
     factory = load_factory(spec)
+    parameters: Mapping[str, inspect.Parameter]
     try:
         parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
+    except (TypeError, ValueError):  # builtins and some C extensions have no signature
+        parameters = {}
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     kwargs: dict[str, Any] = {}
     if input_shape is not None and ("input_shape" in parameters or accepts_any):

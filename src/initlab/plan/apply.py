@@ -63,6 +63,7 @@ def _refuse_lazy(model: nn.Module) -> None:
     lazy = [
         name or "<root>"
         for name, m in model.named_modules()
+        # torch types has_uninitialized_params for a protocol of lazy modules that a plain mixin does not match
         if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()  # type: ignore[misc]
     ]
     lazy += [name for name, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
@@ -275,7 +276,8 @@ def _move_storage(modules: list[nn.Module], device: torch.device | str, from_met
                     if isinstance(tensor, nn.Parameter):
                         fresh = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
                     memo[id(tensor)] = fresh
-                store[key] = memo[id(tensor)]  # type: ignore[index,assignment]
+                # _parameters holds Parameters, _buffers plain tensors: one loop writes both
+                store[key] = memo[id(tensor)]  # type: ignore[assignment]
 
 
 def _materialize(model: nn.Module, modules: list[nn.Module], device: torch.device, notes: list[str]) -> None:

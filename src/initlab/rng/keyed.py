@@ -3,9 +3,9 @@
     >>> import torch, initlab
     >>> stream = initlab.rng.Keyed(0).child("encoder.layer0.weight")
     >>> w = torch.empty(1024, 1024)
-    >>> stream.normal_(w, 0.0, 0.02)                      # whole tensor
+    >>> _ = stream.normal_(w, 0.0, 0.02)                          # whole tensor
     >>> part = torch.empty(512, 1024)
-    >>> stream.window(512 * 1024).normal_(part, 0.0, 0.02)  # rows 512.. alone
+    >>> _ = stream.window(512 * 1024).normal_(part, 0.0, 0.02)    # rows 512.. alone
     >>> torch.equal(part, w[512:])
     True
 

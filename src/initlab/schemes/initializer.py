@@ -276,6 +276,7 @@ class Initializer:
     # -- string form -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **parameters}``; ``get(config)`` rebuilds the scheme."""
+        # every scheme is a dataclass; Initializer itself is not, so the type cannot say so
         params = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
         return {"name": self.name, **params}
 

@@ -71,6 +71,7 @@ def _lookup(name: str) -> type[Initializer]:
 
 
 def _parameters(cls: type[Initializer]) -> list[str]:
+    # every scheme is a dataclass; Initializer itself is not, so the type cannot say so
     return [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
 
 

@@ -150,6 +150,7 @@ class VarianceScaling(_VarianceScalingBase):
 
     scale: float = 1.0
     mode: str = "fan_in"
+    # a dataclass field here, a class constant of the other schemes (Initializer.distribution)
     distribution: str = "truncated_normal"  # type: ignore[misc]
 
     name = "variance_scaling"

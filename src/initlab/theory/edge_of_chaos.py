@@ -44,6 +44,7 @@ class EdgeOfChaos(Initializer):
 
     activation: str = "tanh"
     sigma_b2: float = 0.0
+    # a dataclass field here, a class constant of most schemes (Initializer.distribution)
     distribution: str = "normal"  # type: ignore[misc]
 
     name = "edge_of_chaos"

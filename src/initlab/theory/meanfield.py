@@ -336,7 +336,7 @@ class MeanField:
 
     >>> field = MeanField("tanh", sigma_w2=1.5, sigma_b2=0.05)
     >>> round(field.q_star, 6), field.phase
-    (0.456413, 'chaotic')
+    (0.418037, 'ordered')
     """
 
     def __init__(
