@@ -55,19 +55,9 @@ def train_stacked(
     dataset: Dataset,
     seeds: Sequence[int],
     *,
-    optimizer: str = "sgd",
-    lr: float | None = None,
-    momentum: float | None = None,
-    weight_decay: float = 0.0,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    log_every: int = 1,
-    eval_every: int | None = None,
-    stall_tolerance: float = 0.05,
-    diverge_loss: float = 1e4,
     infos: Sequence[dict[str, Any]] | None = None,
     on_step: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> list[RunResult]:
     """Train already-initialized ``models`` (same architecture) together; one RunResult each.
 
@@ -76,11 +66,7 @@ def train_stacked(
     those of :func:`initlab.lab.trainer.train`.
     """
     models, seeds = _checked(models, seeds, dataset, infos)
-    config = TrainConfig.make(
-        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
-        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
-    )
+    config = TrainConfig.make(len(dataset.y_train), **options)
     stack = _Stack.of(models)
     device = stack.device
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)

@@ -261,28 +261,21 @@ def train(
     model: nn.Module,
     dataset: Dataset,
     *,
-    optimizer: str = "sgd",
-    lr: float | None = None,
-    momentum: float | None = None,
-    weight_decay: float = 0.0,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
     seed: int = 0,
-    log_every: int = 1,
-    eval_every: int | None = None,
     probe_every: int | None = None,
-    stall_tolerance: float = 0.05,
-    diverge_loss: float = 1e4,
     info: dict[str, Any] | None = None,
     on_step: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> RunResult:
     """Train ``model`` in place on ``dataset`` with cross-entropy; return a :class:`RunResult`.
 
-    ``optimizer``: ``sgd`` (default; lr 0.1, no momentum), ``momentum`` /
-    ``nesterov`` (SGD with momentum 0.9; lr 0.05), ``adam``, ``adamw`` (lr
-    1e-3). ``batch_size=None`` trains full batch. Give ``steps`` or
-    ``epochs`` (default 10 epochs). ``probe_every=N`` runs the training
+    ``options`` are the fields of :class:`TrainConfig`, checked by
+    :meth:`TrainConfig.make`: ``optimizer`` ``sgd`` (default; lr 0.1, no
+    momentum), ``momentum`` / ``nesterov`` (SGD with momentum 0.9; lr 0.05),
+    ``adam``, ``adamw`` (lr 1e-3); ``lr``, ``momentum``, ``weight_decay``;
+    ``steps`` or ``epochs`` (default 10 epochs); ``batch_size`` (None: full
+    batch); ``log_every``, ``eval_every``, ``stall_tolerance``,
+    ``diverge_loss``. ``seed`` orders the minibatches. ``probe_every=N`` runs the training
     inside ``initlab.Probe(model, every=N, optimizer=...)``: per-layer
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
@@ -298,11 +291,7 @@ def train(
     legacy_callback = on_step is not None and takes_loss_too(on_step)
     if probe_every is not None:
         probe_every = check_int("probe_every", probe_every, minimum=1)
-    config = TrainConfig.make(
-        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
-        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
-    )
+    config = TrainConfig.make(len(dataset.y_train), **options)
     device = _device_of(model)
     data = _Split(dataset.x_train.to(device), dataset.y_train.to(device), dataset.x_test.to(device),
                   dataset.y_test.to(device))

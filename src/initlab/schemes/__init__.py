@@ -75,70 +75,12 @@ keras_default = KerasDefault
 flax_default = FlaxDefault
 lasagne_default = LasagneDefault
 
-FACTORIES = (
-    "variance_scaling",
-    "lecun_normal",
-    "lecun_uniform",
-    "lecun_truncated_normal",
-    "glorot_normal",
-    "glorot_uniform",
-    "glorot_truncated_normal",
-    "he_normal",
-    "he_uniform",
-    "he_truncated_normal",
-    "constant",
-    "zeros",
-    "ones",
-    "normal",
-    "uniform",
-    "small_random",
-    "truncated_normal",
-    "orthogonal",
-    "sparse",
-    "identity",
-    "dirac",
-    "delta_orthogonal",
-    "zero_hadamard",
-    "torch_default",
-    "keras_default",
-    "flax_default",
-    "lasagne_default",
-)
-
-CLASSES = (
-    "VarianceScaling",
-    "LecunNormal",
-    "LecunUniform",
-    "LecunTruncatedNormal",
-    "GlorotNormal",
-    "GlorotUniform",
-    "GlorotTruncatedNormal",
-    "HeNormal",
-    "HeUniform",
-    "HeTruncatedNormal",
-    "Constant",
-    "Zeros",
-    "Ones",
-    "Normal",
-    "Uniform",
-    "SmallRandom",
-    "TruncatedNormal",
-    "Orthogonal",
-    "Sparse",
-    "Identity",
-    "Dirac",
-    "DeltaOrthogonal",
-    "ZeroHadamard",
-    "TorchDefault",
-    "KerasDefault",
-    "FlaxDefault",
-    "LasagneDefault",
-)
+# the catalogue of this layer, in registration order: factory names and the classes behind them
+FACTORIES = tuple(info.name for info in list_schemes())
+CLASSES = tuple(globals()[name].__name__ for name in FACTORIES)
 
 # torch.nn.init's names, kept as attributes for one release (scheme strings keep them for good)
-ALIASES: dict[str, str] = {
-    alias: globals()[name].name for name in CLASSES for alias in globals()[name].aliases
-}
+ALIASES: dict[str, str] = {alias: name for name in FACTORIES for alias in globals()[name].aliases}
 
 __all__ = [
     "Description",
