@@ -112,3 +112,13 @@ def test_implicit_defaults_follow_every_rule() -> None:
     assert torch.equal(model[1].weight.detach(), torch.ones(4))
     assert torch.equal(model[1].bias.detach(), torch.zeros(4))
     assert model[2].weight.item() == pytest.approx(0.1)
+
+
+def test_yaml_plan_files_without_pyyaml_name_the_extra_and_json_still_works(tmp_path, monkeypatch) -> None:
+    import sys
+
+    plan = Plan.parse("he_normal; bias=zeros")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(ImportError, match=r"initlab\[yaml\]"):
+        plan.save(tmp_path / "plan.yaml")
+    assert Plan.from_file(plan.save(tmp_path / "plan.json")) == plan
