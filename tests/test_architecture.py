@@ -9,6 +9,7 @@ calls with a literal name count as much as the ones at the top of a module.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def upward_imports(path: Path, text: str | None = None) -> list[str]:
     own = _layer_of(module)
     if own == "initlab":
         return []
-    tree = ast.parse(path.read_text() if text is None else text)
+    tree = _tree(path) if text is None else ast.parse(text)
     problems = []
     for line, imported in _imported_modules(tree, module, path.name == "__init__.py"):
         target = _layer_of(imported)
@@ -100,6 +101,11 @@ def upward_imports(path: Path, text: str | None = None) -> list[str]:
 
 def _sources() -> list[Path]:
     return sorted(SOURCE.rglob("*.py"))
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
 
 
 def test_every_sub_package_is_a_layer_of_the_table() -> None:
@@ -135,7 +141,7 @@ def test_the_layer_check_lets_downward_imports_pass() -> None:
 
 def _long_functions(path: Path, text: str | None = None) -> list[str]:
     """Functions over the limit in the file at ``path`` (or in ``text``, as if it were that file)."""
-    tree = ast.parse(path.read_text() if text is None else text)
+    tree = _tree(path) if text is None else ast.parse(text)
     where = str(path.relative_to(SOURCE))
     return [
         f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"

@@ -8,6 +8,7 @@ that a torch upgrade is noticed here and not as silently different gradients.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def test_unknown_activations_have_no_kernel() -> None:
         torch_private.activation_backward("swish")
 
 
+@functools.cache
 def _attribute_chains() -> list[tuple[str, int, str]]:
     """(file, line, dotted name) of every attribute chain and imported module in initlab's source."""
     chains = []

@@ -1,9 +1,10 @@
 """Every claim of the seed texts as an experiment with a measured verdict, and classic results reproduced.
 
->>> from initlab.lab.claims import run_claims
->>> run = run_claims(["matmul100"], quick=True)
->>> [r.verdict for r in run.results]
-['supported']
+>>> from initlab.lab.claims import get_claim
+>>> get_claim("matmul100").kind
+'reproduction'
+
+``run_claims(["1", "matmul100"], quick=True)`` runs experiments and returns their verdicts.
 
 Each module holds one group of claims; importing this package registers
 them all. Ids are stable: ``1`` ... ``17`` for the claims, names for the
