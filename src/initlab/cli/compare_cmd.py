@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                         help="loader option, e.g. n_samples=2000 (repeatable)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split (default 0)")
-    parser.add_argument("--model", default="mlp:*-128x3-*:relu", help="model spec (default mlp:*-128x3-*:relu)")
+    parser.add_argument("--model", default="mlp:*-128x3-*:relu", help="model spec (default mlp:*-128x3-*:relu) or package.module:factory (a class or "
+                        "function defined outside Python's standard library; stdlib modules are refused)")
     parser.add_argument("--inits", default="zeros,small_random,glorot_uniform,he_normal,orthogonal,lsuv",
                         help="comma-separated plan names for initlab.init_model")
     parser.add_argument("--seeds", type=_seeds, default=tuple(range(8)), help="count, list or start:stop (default 8)")
