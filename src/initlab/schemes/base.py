@@ -446,6 +446,8 @@ def parse(text: str) -> Initializer:
         for keyword in tree.keywords:
             if keyword.arg is None:
                 raise ValueError(f"malformed scheme string {text!r}: '**' is not accepted")
+            if keyword.arg in kwargs:
+                raise ValueError(f"scheme string {text!r} gives {keyword.arg!r} twice; give each parameter once")
             kwargs[keyword.arg] = _literal(keyword.value, source)
         return _build(tree.func.id, args, kwargs)
     raise ValueError(f"malformed scheme string {text!r}: expected NAME or NAME(key=value, ...)")
