@@ -48,6 +48,7 @@ from initlab.plan.stages import Stage, get_stage
 from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
 from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
 from initlab.rng import GeneratorLike, derive_generator, derive_seed
+from initlab.schemes.base import check_representable
 from initlab.schemes.fans import Fans, LayoutLike, fans
 
 __all__ = ["init_model", "RNG_KINDS"]
@@ -216,6 +217,8 @@ def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveConte
             if resolved.scheme is not None:
                 scheme_fans = resolved.scheme.fans_of(block.shape, resolved.layout, resolved.groups)
                 resolved.scheme.check_shape(block.shape, resolved.layout, resolved.groups)
+                check_representable(resolved.scheme, block.shape, resolved.layout, resolved.groups,
+                                    target.tensor.dtype)
                 stats = resolved.scheme.moments(block.shape, resolved.layout, resolved.groups)
         except (ValueError, TypeError) as error:
             where = f"{target.name}" + (f" block {block.label}" if len(target.blocks) > 1 else "")
