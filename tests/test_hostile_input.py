@@ -112,3 +112,21 @@ def test_expected_stds_for_names_the_model_does_not_have_are_a_value_error() -> 
         initlab.audit(model, torch.randn(8, 3), expected={"no_such_layer": 1.0})
     report = initlab.audit(model, torch.randn(8, 3), expected={"0.weight": 0.5, "1": 0.3})  # real names still work
     assert report.rows[0].expected_std is not None
+
+
+def test_cli_batch_size_zero_and_seed_counts_too_large_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    base = ["compare", "--dataset", "circles", "--seeds", "1", "--steps", "2", "--executor", "inline", "--quiet"]
+    assert "--batch-size takes a positive int" in _cli_error(capsys, [*base, "--batch-size", "0",
+                                                                         "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit):
+        main([*base[:3], "--seeds", "99999999999999999999", "--out", str(tmp_path / "b")])
+    assert "--seeds takes a count" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_output_files_that_cannot_be_written_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    error = _cli_error(capsys, ["lsuv", "mlp:*-8-*:tanh", "--data", "circles", "--out", "/proc/initlab/x.pt"])
+    assert "--out '/proc/initlab/x.pt'" in error
+    (tmp_path / "results.json").write_text('{"kind": "run"}')
+    error = _cli_error(capsys, ["report", str(tmp_path), "--output", "/proc/initlab-report.html"])
+    assert "cannot write the report to '/proc/initlab-report.html'" in error

@@ -337,3 +337,31 @@ def test_pool_workers_end_within_seconds_of_their_parent_being_killed(tmp_path: 
             pid = int(path.name.split("-")[1])
             if _alive(pid):
                 os.kill(pid, 9)
+
+
+def test_an_init_name_with_dollar_signs_does_not_break_the_figures(tmp_path: Path) -> None:
+    # "$\frac{$" would be read as malformed mathtext by matplotlib and fail the sweep after every run
+    init = "he_normal; name:$\\frac{$=zeros"
+    result = run_compare(CompareConfig(**{**TINY, "inits": (init,), "seeds": (0,)}), tmp_path / "sweep")
+    assert result.files["loss_curves"].stat().st_size > 1000 and result.files["final_accuracy"].stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_ends_the_sweep_with_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    import initlab.lab.compare as compare_module
+    from initlab.lab.executors import execute
+
+    (tmp_path / "dying_worker.py").write_text("import os\n\ndef crash(task):\n    os._exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get the parent's sys.path
+    import dying_worker
+
+    def dying_pool(run, tasks, **options):  # type: ignore[no-untyped-def]
+        return execute(dying_worker.crash, tasks, executor="local", workers=2)
+
+    monkeypatch.setattr(compare_module, "execute", dying_pool)
+    out = tmp_path / "sweep"
+    argv = [a for a in CLI if a not in ("--executor", "inline")]
+    assert main(["compare", *argv, "--inits", "zeros,he_normal", "--out", str(out)]) == 2
+    error = _one_line_error(capsys)
+    assert "a worker process of the local pool died" in error and "--resume" in error
+    assert not (out / LOCK).exists()

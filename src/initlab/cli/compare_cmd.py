@@ -21,7 +21,7 @@ def _seeds(text: str) -> tuple[int, ...]:
             start, stop = (int(part) for part in text.split(":"))
             return tuple(range(start, stop))
         return tuple(range(int(text)))
-    except ValueError:
+    except (ValueError, OverflowError, MemoryError):
         raise argparse.ArgumentTypeError(
             f"--seeds takes a count (8), a list (0,3,5) or a range (10:20), got {text!r}"
         ) from None

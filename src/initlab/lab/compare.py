@@ -165,8 +165,8 @@ def check_config(config: CompareConfig) -> None:
     if not config.seeds:
         raise ValueError("seeds must hold at least one seed")
     for seed in config.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seeds must be ints >= 0, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"seeds must be ints in [0, 2**63 - 1], got {seed!r}")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"seeds must not repeat, got {list(config.seeds)}")
     check_executor(config.executor, config.workers)

@@ -321,5 +321,8 @@ def write_report(run_dir: str | os.PathLike[str], output: str | os.PathLike[str]
         kind = data.get("kind", "run") if isinstance(data, dict) else "run"
         page = render_generic_html(data, folder, title=f"initlab {kind} report")
     target = Path(output) if output is not None else folder / REPORT_FILE
-    atomic_write_text(target, page)  # replaces a symbolic link at target instead of writing through it
+    try:
+        atomic_write_text(target, page)  # replaces a symbolic link at target instead of writing through it
+    except OSError as error:
+        raise ValueError(f"cannot write the report to {str(target)!r}: {error.strerror or error}") from None
     return target
