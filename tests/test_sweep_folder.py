@@ -365,3 +365,35 @@ def test_a_worker_that_dies_ends_the_sweep_with_one_line_and_exit_2(tmp_path: Pa
     error = _one_line_error(capsys)
     assert "a worker process of the local pool died" in error and "--resume" in error
     assert not (out / LOCK).exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_by_sigkill_leaves_whole_records_and_a_stale_lock_that_resume_reports(tmp_path: Path,
+                                                                                           capsys) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "sweep"
+    inits = "zeros,he_normal,glorot_uniform,orthogonal"
+    argv = [a if a != "4" else "40" for a in CLI] + ["--inits", inits, "--out", str(out)]
+    sweep = subprocess.Popen([sys.executable, "-m", "initlab.cli.main", "compare", *argv],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("records/*/seed-*.json")):
+            assert time.monotonic() < deadline and sweep.poll() is None, "the sweep did not start"
+            time.sleep(0.05)
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait(10)
+    finally:
+        sweep.kill()
+    store = ResultStore(out)
+    kept = {path: path.read_bytes() for path in store.iter_record_paths()}
+    assert kept and len(store.read_records()) == len(kept) and not list(out.rglob("seed-*.json.*"))
+    assert (out / LOCK).exists()
+    assert main(["compare", *argv, "--resume"]) == 2
+    assert "stale lock" in _one_line_error(capsys) and (out / LOCK).exists()
+    assert main(["compare", *argv, "--resume", "--break-lock"]) == 0
+    assert "finished run(s) kept" in capsys.readouterr().out
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert len(store.read_records()) == 4 and not (out / LOCK).exists()
