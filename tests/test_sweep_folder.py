@@ -83,6 +83,18 @@ def test_force_never_deletes_a_file_a_crafted_manifest_points_at(tmp_path: Path)
     assert victim.read_text() == "keep" and (out / "notes.txt").read_text() == "keep"
 
 
+def test_a_manifest_json_that_initlab_did_not_write_gives_no_ownership(tmp_path: Path) -> None:
+    out = tmp_path / "webapp"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"name": "my web app", "icons": []}))
+    (out / "results.csv").write_text("mine\n")
+    before = _tree(out)
+    for options in ({"force": True}, {"resume": True}, {}):
+        with pytest.raises(FileExistsError, match="manifest.json that initlab did not write"):
+            run_compare(CompareConfig(**TINY), out, plots=False, **options)
+    assert _tree(out) == before
+
+
 # ---------------------------------------------------------------- one sweep at a time
 
 

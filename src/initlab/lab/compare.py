@@ -47,6 +47,7 @@ from initlab.lab.trainer import TrainConfig
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "run_task", "check_config", "check_inits", "known_inits"]
 
+MANIFEST_KIND = "initlab.compare"
 # config fields that do not change what a run computes: they may differ on --resume
 _NOT_IDENTITY = ("inits", "seeds", "executor", "workers", "ray_address", "loss_threshold", "seeds_per_task")
 
@@ -296,6 +297,11 @@ def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume
     if resume and force:
         raise ValueError("choose one of resume and force")
     manifest = store.read_manifest()
+    if manifest is not None and manifest.get("kind") != MANIFEST_KIND:
+        raise FileExistsError(
+            f"{store.root} holds a {MANIFEST} that initlab did not write (kind {manifest.get('kind')!r}); initlab "
+            "never deletes or overwrites such files: move it or choose another --out"
+        )
     owned = store.owned(manifest)
     if manifest is None:
         if store.entries() and not force:
@@ -414,7 +420,7 @@ def _sweep(config: CompareConfig, store: ResultStore, sweep: str, wanted: list[t
     todo = [pair for pair in wanted if pair not in finished]
     previous = store.read_manifest()
     manifest = {
-        "kind": "initlab.compare", "sweep_id": sweep, "config": config.identity(),
+        "kind": MANIFEST_KIND, "sweep_id": sweep, "config": config.identity(),
         "inits": list(config.inits), "seeds": list(config.seeds),
         "executor": config.executor, "workers": config.workers, "versions": _versions(),
         "started": started, "complete": False, "written": sorted(owned | set(planned)),

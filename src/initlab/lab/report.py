@@ -106,14 +106,17 @@ def _figure_file(run_dir: Path, name: str) -> tuple[Path | None, str]:
     """(the file to embed, "") or (None, why it is not embedded) for a figure path read from a results file."""
     if not name or "\x00" in name:
         return None, "figure path is empty or holds a NUL byte"
-    root = run_dir.resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        return None, "figure path points outside the run folder"
-    if path.suffix.lower() not in IMAGE_TYPES:
-        return None, f"figure is not an image ({', '.join(IMAGE_TYPES)})"
-    if not path.is_file():
-        return None, "figure file missing"
+    try:
+        root = run_dir.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root):
+            return None, "figure path points outside the run folder"
+        if path.suffix.lower() not in IMAGE_TYPES:
+            return None, f"figure is not an image ({', '.join(IMAGE_TYPES)})"
+        if not path.is_file():
+            return None, "figure file missing"
+    except OSError as error:  # a name too long, a loop of links
+        return None, f"figure path cannot be read ({error.strerror or type(error).__name__})"
     return path, ""
 
 
@@ -129,7 +132,11 @@ def _embed_figure(run_dir: Path, name: str) -> str:
     if path is None:
         kind = "missing" if why == "figure file missing" else "refused"
         return f'<figure data-figure="{_e(name)}" class="{kind}"><p>{_e(why)}: {_e(name)}</p>{caption}</figure>'
-    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    try:
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as error:
+        return (f'<figure data-figure="{_e(name)}" class="refused"><p>figure file cannot be read '
+                f'({_e(error.strerror or type(error).__name__)}): {_e(name)}</p>{caption}</figure>')
     return (f'<figure data-figure="{_e(name)}"><img src="data:{IMAGE_TYPES[path.suffix.lower()]};base64,{encoded}" '
             f'alt="{_e(name)}">{caption}</figure>')
 
