@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from initlab.lab.executors import WorkerLost
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("initlab.cli.list_cmd", "print the catalogue of initializers"),
@@ -47,8 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
-        print(f"initlab {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, WorkerLost) as error:
+        # bad input, files that cannot be read or written, a lost worker: one line, exit 2 (exit 1 is --strict)
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"initlab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"initlab {args.command}: interrupted", file=sys.stderr)

@@ -308,18 +308,7 @@ class Plan:
         file = Path(path)
         if not file.is_file():
             raise FileNotFoundError(f"plan file {str(file)!r} does not exist")
-        text = file.read_text()
-        suffix = file.suffix.lower()
-        if suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            data = _toml_loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ValueError(f"plan file {str(file)!r}: suffix must be .yaml, .yml, .toml or .json")
+        data = _read_plan_file(file)
         if isinstance(data, str):
             return cls.parse(data)
         if not isinstance(data, Mapping):
@@ -345,6 +334,7 @@ class Plan:
             elif key == "stage":
                 stages.append(StageSpec.parse(value))
             else:
+                _refuse_repeated_key(key, rules, source)
                 rules.append(Rule(key, parse_value(value, f"plan rule {key}={value}")))
         return cls(tuple(rules), default, base, tuple(stages))
 
@@ -452,6 +442,59 @@ class Plan:
         for stage in self.effective_stages():
             lines.append(f"  then stage {stage}")
         return "\n".join(lines)
+
+
+def _refuse_repeated_key(key: str, rules: list[Rule], source: str) -> None:
+    """A key given twice would leave its second rule dead (the first match wins): say so instead."""
+    if any(rule.key.strip() == key.strip() for rule in rules):
+        raise ValueError(f"plan {source!r} gives rule key {key.strip()!r} twice; the first would always win: "
+                         "give each key once")
+
+
+def _unique_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A JSON object / YAML mapping as a dict, refusing a key given twice (parsers keep the last one silently)."""
+    data: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"key {key!r} is given twice")
+        data[key] = value
+    return data
+
+
+def _yaml_loads(text: str) -> Any:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        return _unique_pairs([(loader.construct_object(k, deep=deep), loader.construct_object(v, deep=deep))
+                              for k, v in node.value])
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no tag runs code
+
+
+def _read_plan_file(file: Path) -> Any:
+    """The data of a YAML/TOML/JSON plan file; any reading error is a ValueError that names the file."""
+    suffix = file.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml", ".json"):
+        raise ValueError(f"plan file {str(file)!r}: suffix must be .yaml, .yml, .toml or .json")
+    unreadable: tuple[type[BaseException], ...] = (ValueError, RecursionError)  # TOML, JSON, UTF-8 errors are ValueErrors
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        unreadable += (yaml.YAMLError,)  # malformed text, tags that are not plain data
+    try:
+        text = file.read_text(encoding="utf-8")
+        if suffix in (".yaml", ".yml"):
+            return _yaml_loads(text)
+        if suffix == ".toml":
+            return _toml_loads(text)
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except unreadable as error:
+        raise ValueError(f"plan file {str(file)!r} cannot be read: {' '.join(str(error).split())}") from None
 
 
 def _toml_loads(text: str) -> Any:

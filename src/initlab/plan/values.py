@@ -293,6 +293,8 @@ def parse_call(text: str, what: str) -> tuple[str, dict[str, Any]]:
         for keyword in tree.keywords:
             if keyword.arg is None:
                 raise ValueError(f"malformed {what} {text!r}: '**' is not accepted")
+            if keyword.arg in options:
+                raise ValueError(f"{what} {text!r} gives option {keyword.arg!r} twice; give each option once")
             try:
                 options[keyword.arg] = ast.literal_eval(keyword.value)
             except ValueError:

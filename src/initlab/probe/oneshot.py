@@ -17,7 +17,7 @@ from torch.nn import functional
 
 from initlab.probe.build import build_report, record_of, row_meta, symmetry_of, to_host
 from initlab.probe.collector import Collector, first_tensor
-from initlab.probe.expected import normalise_expected
+from initlab.probe.expected import batch_size_of, check_expected_names, normalise_expected
 from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
@@ -143,6 +143,9 @@ def audit(
     elif not isinstance(thresholds, Thresholds):
         raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
     expected_map = normalise_expected(expected)
+    check_expected_names(model, expected_map)
+    if batch_size_of(batch) == 0:
+        raise ValueError("batch holds 0 samples (dim 0 of its first tensor); an audit needs at least 1 sample")
     batch = _grad_input(batch)
     saved_modes = _set_mode(model, mode)
     saved_buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]

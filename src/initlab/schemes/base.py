@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from initlab.rng import GeneratorLike, check_generator
-from initlab.schemes.fans import Fans, LayoutLike, fans
+from initlab.schemes.fans import Fans, LayoutLike, fans, shape_of
 
 __all__ = [
     "Initializer",
@@ -38,6 +38,7 @@ __all__ = [
     "list_schemes",
     "check_float",
     "check_choice",
+    "check_representable",
 ]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -201,6 +202,7 @@ class Initializer:
         shape = tuple(tensor.shape)
         scheme_fans = self.fans_of(shape, layout, groups)
         self.check_shape(shape, layout, groups)
+        check_representable(self, shape, layout, groups, tensor.dtype)
         if tensor.numel() == 0 or tensor.is_meta:
             return tensor
         with torch.no_grad():
@@ -225,9 +227,10 @@ class Initializer:
         """A new tensor of ``shape`` and ``dtype`` filled by this scheme."""
         _check_float_dtype(self.name, dtype, "dtype")
         check_generator(generator)
-        dims = tuple(int(d) for d in shape)
+        dims = shape_of(shape)
         scheme_fans = self.fans_of(dims, layout, groups)
         self.check_shape(dims, layout, groups)
+        check_representable(self, dims, layout, groups, dtype)
         buffer = torch.empty(dims, dtype=_compute_dtype(dtype), device=device)
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
@@ -280,7 +283,7 @@ class Initializer:
 
     def describe(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Description:
         """Fans, gain, expected mean/std, bounds, formula and reference for ``shape``."""
-        dims = tuple(int(d) for d in shape)
+        dims = shape_of(shape)
         scheme_fans = self.fans_of(dims, layout, groups)
         self.check_shape(dims, layout, groups)
         stats = self.moments(dims, layout, groups)
@@ -316,6 +319,35 @@ class Initializer:
 
     def __repr__(self) -> str:
         return str(self)
+
+
+# values beyond this many standard deviations from the mean are not expected from an unbounded scheme
+REPRESENTABLE_SIGMAS = 6.0
+
+
+def check_representable(
+    scheme: Initializer, shape: tuple[int, ...], layout: LayoutLike, groups: int, dtype: torch.dtype
+) -> None:
+    """ValueError when the values ``scheme`` promises for ``shape`` overflow ``dtype`` (they would fill inf).
+
+    The support must lie within the largest finite value of ``dtype`` (and of
+    float32, where the values are drawn): the bounds where the scheme has
+    them, else |mean| + 6 std.
+    """
+    try:
+        stats = scheme.moments(shape, layout, groups)
+    except NotImplementedError:
+        return
+    reach = max(abs(stats.bounds[0]), abs(stats.bounds[1])) if stats.bounds is not None else (
+        abs(stats.mean) + REPRESENTABLE_SIGMAS * stats.std)
+    largest = min(torch.finfo(dtype).max, torch.finfo(_compute_dtype(dtype)).max)
+    if not math.isfinite(reach) or reach > largest:
+        what = f"bounds {stats.bounds}" if stats.bounds is not None else f"mean {stats.mean:.4g}, std {stats.std:.4g}"
+        raise ValueError(
+            f"{scheme}: values with {what} overflow {str(dtype).replace('torch.', '')} (largest finite "
+            f"{largest:.4g}): they would be inf; choose parameters that keep "
+            f"{'|bounds|' if stats.bounds is not None else '|mean| + 6 std'} <= {largest:.4g}"
+        )
 
 
 def _representable_inside(
@@ -446,6 +478,8 @@ def parse(text: str) -> Initializer:
         for keyword in tree.keywords:
             if keyword.arg is None:
                 raise ValueError(f"malformed scheme string {text!r}: '**' is not accepted")
+            if keyword.arg in kwargs:
+                raise ValueError(f"scheme string {text!r} gives {keyword.arg!r} twice; give each parameter once")
             kwargs[keyword.arg] = _literal(keyword.value, source)
         return _build(tree.func.id, args, kwargs)
     raise ValueError(f"malformed scheme string {text!r}: expected NAME or NAME(key=value, ...)")
