@@ -1,0 +1,17 @@
+"""The doctor: init bugs found in a model before training, and the init read back out of a checkpoint.
+
+>>> import torch, initlab as il
+>>> report = il.doctor(torch.nn.Linear(4, 4))
+>>> report.worst is None
+True
+
+``doctor(model, batch=None)`` returns a :class:`DoctorReport` of findings
+(severity, parameters, evidence, fix); ``fingerprint(state_dict)`` returns a
+:class:`Fingerprint` with each tensor's most likely distribution, its scheme
+and a plan that regenerates it. See docs/doctor.md.
+"""
+
+from initlab.doctor.diagnose import doctor
+from initlab.doctor.findings import SEVERITIES, DoctorReport, Finding, LayerScale
+
+__all__ = ["doctor", "DoctorReport", "Finding", "LayerScale", "SEVERITIES"]
