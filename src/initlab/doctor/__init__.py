@@ -11,7 +11,19 @@ True
 and a plan that regenerates it. See docs/doctor.md.
 """
 
+from initlab.doctor.checkpoint import load_tensors
 from initlab.doctor.diagnose import doctor
 from initlab.doctor.findings import SEVERITIES, DoctorReport, Finding, LayerScale
+from initlab.doctor.fingerprint import Fingerprint, TensorFingerprint, fingerprint
 
-__all__ = ["doctor", "DoctorReport", "Finding", "LayerScale", "SEVERITIES"]
+__all__ = [
+    "doctor",
+    "fingerprint",
+    "load_tensors",
+    "DoctorReport",
+    "Finding",
+    "LayerScale",
+    "Fingerprint",
+    "TensorFingerprint",
+    "SEVERITIES",
+]
