@@ -89,7 +89,7 @@ def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     tensors = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # frombuffer on a copy-on-write map
-        for name, dtype, shape, begin, end in entries:
+        for name, dtype, shape, begin, _ in entries:
             count = math.prod(shape)
             if count == 0:
                 tensors[name] = torch.empty(shape, dtype=dtype)

@@ -234,6 +234,10 @@ def _snap_bound(k: float) -> float:
     return k
 
 
+def _log_distance(candidate: Candidate | None, std: float) -> float:
+    return abs(math.log(std / candidate.std)) if candidate is not None else math.inf
+
+
 def _explain(fit: Fit, candidates: list[Candidate], tolerance: float) -> tuple[Fit, str | None]:
     """``fit`` with its std set to the explaining candidate's, and the explanation; unchanged without one."""
     p = dict(fit.parameters)
@@ -254,12 +258,11 @@ def _explain(fit: Fit, candidates: list[Candidate], tolerance: float) -> tuple[F
         factor = truncated_std_factor(-k, k)
         after = best_match(fit.std, candidates, tolerance)
         before = best_match(p["sigma"], candidates, tolerance)
-        distance = (lambda m, s: abs(math.log(s / m.std)) if m is not None else math.inf)
         if after is None and before is None:
             p["a"], p["b"] = -k, k
             p["sigma"] = fit.std / factor
             return replace(fit, parameters=p), None
-        if distance(after, fit.std) <= distance(before, p["sigma"]):
+        if _log_distance(after, fit.std) <= _log_distance(before, p["sigma"]):
             assert after is not None
             sigma, text = after.std / factor, _describe(after, fit.family, False)
         else:
