@@ -249,10 +249,11 @@ def fit_values(tensor: torch.Tensor, values: torch.Tensor, *, seed: int = 0) -> 
         sigma = float(nonzero.std()) if nonzero.numel() > 1 else 0.0
         std = math.sqrt((1 - zero_fraction) * sigma * sigma)
         return Fit("sparse", {"fraction": zero_fraction, "std": sigma}, std, inner.ks_distance, inner.ks_pvalue)
-    gain = _orthogonal_gain(tensor, seed)
-    if gain is not None:
+    orthogonal_gain = _orthogonal_gain(tensor, seed)
+    if orthogonal_gain is not None:
         matrix_rows = tensor.shape[0]
         matrix_cols = tensor.numel() // max(matrix_rows, 1)
+        gain = orthogonal_gain
         std = gain / math.sqrt(max(matrix_rows, matrix_cols))
         ordered, _ = torch.sort(values)
         distance = ks_distance(ordered, normal_cdf(ordered / std))
