@@ -125,6 +125,10 @@ def fan_convention_findings(layers: list[Layer], summaries: Mapping[str, TensorS
         match = best_match(summary.std, distinct, tolerance)
         if match is None or match.fans is None:
             continue
+        also = sorted(
+            {f"{c.label} ({c.convention} fans)" for c in distinct
+             if c is not match and abs(math.log(summary.std / c.std)) <= math.log1p(tolerance)}
+        )
         distribution = distribution_of(summary)
         own_default = layer.kind == "conv_transpose" and match.label == "torch_default" and match.convention == "torch"
         declared_fans = layer.fans
@@ -136,6 +140,8 @@ def fan_convention_findings(layers: list[Layer], summaries: Mapping[str, TensorS
             f"(fan_in {match.fans.fan_in}, fan_out {match.fans.fan_out}); this {layer.kind} with groups={layer.groups} "
             f"has fan_in {declared_fans.fan_in}, fan_out {declared_fans.fan_out}, so {match.label} gives std {right_std:.4g}"
         )
+        if also:
+            message += f"; within the sample's error it is also {', '.join(also[:3])}"
         if own_default:
             message += " (nn.ConvTranspose's own reset_parameters reads fan_in from dim 1)"
         findings.append(
@@ -238,7 +244,10 @@ def truncation_findings(
             ]
             std = _literal(arguments.get("std")) if "std" in arguments else 1.0
             source = "literal"
-            if std is None:
+            if std is not None:
+                near = [name for name in filled if abs(math.log(summaries[name].std / std)) < math.log(1.25)]
+                filled = near or filled
+            else:
                 fitted = [summaries[name].std for name in filled if distribution_of(summaries[name]) == "normal"]
                 if not fitted:
                     continue

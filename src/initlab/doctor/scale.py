@@ -11,8 +11,11 @@ weights as they are, phi the activation that follows the layer (identity when
 none does) and m_0 the input's mean square (1, a standardised input, without
 a batch). A norm between two layers resets m to mean(gamma^2) + mean(beta^2);
 the chain ends at the first layer inside a residual branch (the theory covers
-plain chains). The signal has *vanished* where the predicted std falls below
-``VANISH_RATIO`` times the input's, *exploded* above ``EXPLODE_RATIO`` times.
+plain chains). A layer whose input width is not the previous layer's output
+width (q, k, v projections, parallel branches) starts a new segment from a
+standardised input. The signal has *vanished* where the predicted std falls
+below ``VANISH_RATIO`` times its segment's input std, *exploded* above
+``EXPLODE_RATIO`` times.
 With a batch, :func:`initlab.probe.audit` measures the same std beside it.
 """
 
@@ -85,6 +88,14 @@ def _measured(model: nn.Module, batch: Any) -> tuple[dict[str, float], str]:
     return {row.name: row.act_std for row in report.rows if row.act_std is not None}, ""
 
 
+def _linked(previous: Layer, layer: Layer) -> bool:
+    """Whether ``layer`` can read ``previous``'s output: the widths agree (a flattened conv output counts)."""
+    if layer.in_width == previous.out_width:
+        return True
+    flattened = layer.kind == "linear" and previous.kind in ("conv", "conv_transpose")
+    return flattened and previous.out_width > 0 and layer.in_width % previous.out_width == 0
+
+
 def _sequential_only(model: nn.Module) -> bool:
     """Every module with children is an nn.Sequential: registration order is the data flow."""
     return all(isinstance(module, nn.Sequential) for module in model.modules() if next(module.children(), None) is not None)
@@ -118,9 +129,8 @@ def predict_scale(
     if reason:
         notes.append(reason)
     m_in = input_ms if input_ms is not None else 1.0
-    input_std = math.sqrt(m_in)
     rows: list[LayerScale] = []
-    findings: list[Finding] = []
+    segments: list[tuple[float, list[LayerScale]]] = []
     previous: str | None = None
     q_prev = m_in
     for name in order:
@@ -132,28 +142,37 @@ def predict_scale(
         if weight is None:
             break
         bias = summaries.get(layer.bias) if layer.bias else None
-        m = m_in
+        note = ""
+        if previous is not None and not _linked(by_name[previous], layer):
+            previous, note = None, "new segment: its input is not the previous layer's output"
+        m = m_in if not rows else 1.0
         if previous is not None:
             between = [module for position, module in norms if positions[previous] < position < positions[name]]
             q_before = _norm_output(between[-1]) if between else q_prev
             m = _second_moment(activations.get(previous), q_before)
+        else:
+            segments.append((math.sqrt(m), []))
         fan_in = layer.fans.fan_in
         sigma_w2 = fan_in * weight.rms**2
         sigma_b2 = bias.rms**2 if bias is not None and math.isfinite(bias.rms) else 0.0
         q = sigma_w2 * m + sigma_b2
         std = math.sqrt(q) if math.isfinite(q) and q >= 0 else math.inf
-        rows.append(
-            LayerScale(
-                name=name,
-                kind=layer.kind,
-                predicted_std=std,
-                measured_std=measured.get(name),
-                activation=_activation_label(activations.get(name)),
-                input_mean_square=m,
-            )
+        row = LayerScale(
+            name=name,
+            kind=layer.kind,
+            predicted_std=std,
+            measured_std=measured.get(name),
+            activation=_activation_label(activations.get(name)),
+            input_mean_square=m,
+            note=note,
         )
+        rows.append(row)
+        segments[-1][1].append(row)
         q_prev, previous = q, name
-    findings.extend(_depth_findings(rows, input_std, input_ms is not None))
+    findings: list[Finding] = []
+    for index, (input_std, segment) in enumerate(segments):
+        measured_input = index == 0 and input_ms is not None
+        findings.extend(_depth_findings(segment, input_std, measured_input))
     return rows, findings, notes
 
 

@@ -65,6 +65,20 @@ class Layer:
         return fans(self.shape, self.layout, self.groups)
 
     @property
+    def in_width(self) -> int:
+        """Input features / channels."""
+        shape = self.shape
+        if self.layout == "keras":
+            return shape[-2]
+        if self.layout == "conv_transpose":
+            return shape[0]
+        if self.layout == "conv":
+            return shape[1] * self.groups
+        if self.layout == "embedding":
+            return shape[0]
+        return shape[1]
+
+    @property
     def out_width(self) -> int:
         """Output features / channels."""
         shape = self.shape

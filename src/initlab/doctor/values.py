@@ -149,6 +149,11 @@ def value_findings(
     return findings
 
 
+def _matrix_like(tensor: torch.Tensor) -> bool:
+    """At least two dims longer than 1: a weight matrix or kernel, not a vector in disguise (a (1, 1, d) token)."""
+    return sum(size > 1 for size in tensor.shape) >= 2
+
+
 def _default_scheme(name: str, kind_of: Mapping[str, str], summaries: Mapping[str, TensorSummary]) -> str:
     kind = kind_of.get(name)
     if kind in ("linear", "conv", "conv_transpose"):
@@ -170,7 +175,7 @@ def _constant_findings(
     findings = []
     for name, summary in summaries.items():
         tensor = parameters[name]
-        if name in broken or not summary.constant or tensor.dim() < 2 or tensor.numel() < 2:
+        if name in broken or not summary.constant or not _matrix_like(tensor):
             continue
         value = summary.mean
         zero = value == 0.0
@@ -219,7 +224,7 @@ def _duplicate_unit_findings(
     findings = []
     for name, summary in summaries.items():
         tensor = parameters[name]
-        if name in broken or summary.constant or tensor.dim() < 2:
+        if name in broken or summary.constant or not _matrix_like(tensor):
             continue
         rows = _units(tensor, layout_of.get(name, "linear"))
         if rows is None:
