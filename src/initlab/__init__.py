@@ -37,7 +37,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plan": ("initlab.plan", None),
     "datainit": ("initlab.datainit", None),
     "lab": ("initlab.lab", None),
-    "doctor": ("initlab.doctor", "doctor"),
+    "doctor": ("initlab.doctor", None),
     "fingerprint": ("initlab.doctor", "fingerprint"),
 }
 

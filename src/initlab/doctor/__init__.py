@@ -11,10 +11,14 @@ True
 and a plan that regenerates it. See docs/doctor.md.
 """
 
+import sys
+import types
+from typing import Any
+
 from initlab.doctor.checkpoint import load_tensors
 from initlab.doctor.diagnose import doctor
 from initlab.doctor.findings import SEVERITIES, DoctorReport, Finding, LayerScale
-from initlab.doctor.fingerprint import Fingerprint, TensorFingerprint, fingerprint
+from initlab.doctor.readback import Fingerprint, TensorFingerprint, fingerprint
 
 __all__ = [
     "doctor",
@@ -27,3 +31,18 @@ __all__ = [
     "TensorFingerprint",
     "SEVERITIES",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``initlab.doctor`` is both this package and the function ``doctor(model, batch=None, ...)``.
+
+    Importing the package makes it the attribute ``initlab.doctor``, so the
+    top-level name is this package whichever way it was reached; calling it
+    runs :func:`initlab.doctor.diagnose.doctor`.
+    """
+
+    def __call__(self, model: Any, batch: Any = None, **options: Any) -> DoctorReport:
+        return doctor(model, batch, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -141,6 +141,9 @@ def predict_scale(
         weight = summaries.get(layer.weight)
         if weight is None:
             break
+        if weight.constant:
+            notes.append(f"the mean-field chain ends at {name}: its weight is constant (a zero output layer, say)")
+            break
         bias = summaries.get(layer.bias) if layer.bias else None
         note = ""
         if previous is not None and not _linked(by_name[previous], layer):
