@@ -111,6 +111,9 @@ def _pattern(tensor: torch.Tensor) -> tuple[str, float] | None:
     if tensor.dim() < 2 or tensor.numel() > 1 << 26:
         return None
     values = tensor.detach()
+    taps = (0,) * (values.dim() - 2)
+    if min(values.shape[0], values.shape[1]) > 1 and (float(values[(0, 1, *taps)]) != 0 or float(values[(1, 0, *taps)]) != 0):
+        return None  # an off-diagonal entry: neither pattern (checked before building the pattern)
     if values.dim() == 2:
         gain = float(values[0, 0])
         if gain == 0:
