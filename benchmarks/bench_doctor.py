@@ -111,7 +111,7 @@ def bench_meta(quick: bool, repeats: int) -> None:
         count = sum(p.numel() for p in model.parameters())
         rss_before = rss_mb()
         tracemalloc.start()
-        first, best, report = best_of(repeats, lambda: doctor(model))
+        first, best, report = best_of(repeats, lambda model=model: doctor(model))
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss_after = rss_mb()

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["SEVERITIES", "Finding", "LayerScale", "DoctorReport"]
+__all__ = ["SEVERITIES", "Finding", "LayerScale", "DoctorReport", "jsonable"]
 
 SEVERITIES = ("error", "warning", "info")
 _RANK = {name: index for index, name in enumerate(SEVERITIES)}
@@ -48,7 +48,7 @@ class Finding:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class DoctorReport:
         return min((finding.severity for finding in self.findings), key=_RANK.__getitem__)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "structure_only": self.structure_only,
                 "parameters_checked": self.parameters_checked,
@@ -175,11 +175,12 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as strings and tuples as lists, for json.dumps."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     return value

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from initlab.doctor.explain import Candidate, best_match, constant_candidates, variance_candidates
+from initlab.doctor.findings import jsonable
 from initlab.doctor.fit import Fit, fit_values
 from initlab.doctor.planwrite import group_rules, plan_yaml, scheme_of
 from initlab.doctor.sample import SAMPLE_SIZE, sample_values, std_error
@@ -115,7 +116,7 @@ class Fingerprint:
         return file
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "sample_size": self.sample_size,
                 "tensors": [asdict(row) for row in self.tensors],
@@ -156,16 +157,6 @@ def _family_label(row: TensorFingerprint) -> str:
     if row.family == "sparse":
         return f"sparse {p['fraction']:.0%}"
     return row.family
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # -- explanation --------------------------------------------------------------------------------
