@@ -67,6 +67,15 @@ def test_partly_duplicated_units_are_a_warning_fully_constant_an_error() -> None
     assert [f.severity for f in doctor(model).of("constant_weights")] == ["error"]
 
 
+def test_equal_columns_make_a_rank_one_layer() -> None:
+    torch.manual_seed(0)
+    model = mlp()
+    with torch.no_grad():
+        model[2].weight.copy_(torch.randn(64, 1).expand(64, 64))
+    (finding,) = doctor(model).of("symmetric_inputs")
+    assert finding.severity == "warning" and finding.evidence["inputs"] == 64
+
+
 def test_zero_output_layer_is_a_known_design_not_an_error() -> None:
     torch.manual_seed(0)
     model = mlp()
@@ -135,6 +144,17 @@ def test_report_is_sorted_by_severity_and_serialises() -> None:
     data = json.loads(report.to_json())
     assert data["counts"]["error"] == len(report.errors)
     assert "zero_weights" in report.table()
+
+
+def test_weight_norm_in_both_forms_is_read_and_lazy_modules_are_refused() -> None:
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning):
+        hooked = nn.Sequential(nn.utils.weight_norm(nn.Linear(8, 8)), nn.ReLU(), nn.Linear(8, 2))
+    assert doctor(hooked).parameters_checked == 5
+    parametrized = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(8, 8)), nn.ReLU(), nn.Linear(8, 2))
+    assert [row.name for row in doctor(parametrized).layers] == ["0", "2"]
+    with pytest.raises(ValueError, match="lazy"):
+        doctor(nn.Sequential(nn.LazyLinear(4)))
 
 
 def test_bad_arguments_are_refused() -> None:

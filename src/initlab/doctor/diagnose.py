@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 
 from initlab.doctor.findings import DoctorReport, Finding, sort_findings
 from initlab.doctor.mistakes import (
@@ -83,9 +84,7 @@ def doctor(
         return _doctor_tensors(model, sample_size, seed)
     if not isinstance(model, nn.Module):
         raise TypeError(f"doctor: model must be a torch.nn.Module or a state dict, got {type(model).__name__}")
-    targets = collect_targets(model)
-    parameters = {target.name: target.tensor for target in targets}
-    aliases = {target.name: target.aliases for target in targets}
+    parameters, aliases = _inventory(model)
     structure_only = bool(parameters) and all(tensor.is_meta for tensor in parameters.values())
     summaries = _summaries(parameters, sample_size, seed)
     layers = weight_layers(model)
@@ -120,6 +119,29 @@ def doctor(
     predicted_input = _input_mean_squares(rows, output_layers)
     findings.extend(output_findings(model, output_layers, layers, summaries, aliases, predicted_input))
     return DoctorReport(sort_findings(findings), tuple(rows), False, len(parameters), tuple(notes))
+
+
+def _inventory(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
+    """{name: tensor} of every parameter once (tied ones under their first name) and {name: other names}."""
+    lazy = [name for name, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
+    if lazy:
+        raise ValueError(
+            f"doctor: lazy modules have uninitialized parameters ({', '.join(lazy)}); their shapes are unknown "
+            "until a forward pass: run model(example) once, then call doctor"
+        )
+    try:
+        targets = collect_targets(model)
+    except ValueError:  # hook-based weight_norm / spectral_norm: read the raw parameters instead
+        names: dict[int, list[str]] = {}
+        tensors: dict[int, torch.Tensor] = {}
+        for name, param in model.named_parameters(remove_duplicate=False):
+            names.setdefault(id(param), []).append(name)
+            tensors[id(param)] = param
+        return (
+            {found[0]: tensors[key] for key, found in names.items()},
+            {found[0]: tuple(found[1:]) for found in names.values()},
+        )
+    return {t.name: t.tensor for t in targets}, {t.name: t.aliases for t in targets}
 
 
 def _design_zero(layers: list, stacks: list, output_layers: list[str], flow: Any) -> set[str]:

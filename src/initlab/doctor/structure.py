@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from initlab.schemes.fans import Fans, fans
@@ -115,8 +116,10 @@ def weight_layers(model: nn.Module) -> list[Layer]:
     found: list[Layer] = []
     for name, module in model.named_modules():
         kind = _layer_kind(module)
-        weight = getattr(module, "weight", None)
-        if kind is None or not isinstance(weight, nn.Parameter):
+        if kind is None:
+            continue
+        weight = getattr(module, "weight", None)  # computed for a parametrized weight (weight_norm)
+        if not isinstance(weight, torch.Tensor):
             continue
         prefix = f"{name}." if name else ""
         bias = getattr(module, "bias", None)
@@ -128,7 +131,7 @@ def weight_layers(model: nn.Module) -> list[Layer]:
                 layout=kind[1],
                 groups=kind[2],
                 weight=f"{prefix}weight",
-                bias=f"{prefix}bias" if isinstance(bias, nn.Parameter) else None,
+                bias=f"{prefix}bias" if isinstance(bias, torch.Tensor) else None,
             )
         )
     return found

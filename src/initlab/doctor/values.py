@@ -6,6 +6,7 @@ No initializer draws these, so each is a bug:
 * **uninitialised memory** (``torch.empty`` never written, ``to_empty``
   without a fill): subnormal numbers, magnitudes above ``HUGE_MAGNITUDE``,
   one bit pattern repeated across a large share of the tensor;
+* **equal columns**: every unit weighs all its inputs alike (rank one);
 * **constant** hidden weights (zero included): every unit computes the same
   function and receives the same gradient (Goodfellow, Bengio & Courville
   2016, sec. 8.4). Zero or constant *output* layers and last layers of
@@ -228,6 +229,22 @@ def _duplicate_unit_findings(
             continue
         rows = _units(tensor, layout_of.get(name, "linear"))
         if rows is None:
+            continue
+        if rows.shape[1] > 1 and bool((rows == rows[:, :1]).all()):
+            findings.append(
+                Finding(
+                    code="symmetric_inputs",
+                    severity="warning",
+                    message=(
+                        f"{name}: every unit gives all {rows.shape[1]} of its inputs one and the same weight (equal "
+                        "columns): the layer is rank one, each unit sees only the sum of its inputs"
+                    ),
+                    parameters=(name,),
+                    evidence={"units": int(rows.shape[0]), "inputs": int(rows.shape[1])},
+                    fix=rule(name, "auto" if layout_of.get(name) in ("linear", "conv", "conv_transpose") else "module_default"),
+                    reference="Goodfellow, Bengio & Courville 2016, sec. 8.4 (breaking symmetry)",
+                )
+            )
             continue
         groups = duplicate_rows(rows, seed)
         if not groups:
