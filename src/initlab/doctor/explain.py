@@ -58,7 +58,7 @@ class Candidate:
 
 def fan_conventions(shape: tuple[int, ...], layout: str, groups: int) -> dict[str, Fans]:
     """The fans of a weight under each convention that applies to its layout (see the module docstring)."""
-    declared = fans(shape, layout, groups)
+    declared = fans(shape, layout=layout, groups=groups)
     found = {"declared": declared}
     if layout not in ("conv", "conv_transpose") or len(shape) < 3:
         return found

@@ -172,7 +172,7 @@ def _truncated_sigma(std: float, bound: float) -> float | None:
     low, high = 1e-3, 50.0
     for _ in range(80):
         middle = 0.5 * (low + high)
-        if truncated_std_factor(-middle, middle) / middle > target:
+        if truncated_std_factor(a=-middle, b=middle) / middle > target:
             low = middle
         else:
             high = middle
@@ -226,7 +226,7 @@ def _fit_continuous(values: torch.Tensor) -> Fit:
             trunc = Fit(
                 "truncated_normal",
                 {"mean": mean, "sigma": sigma, "a": -k, "b": k},
-                sigma * truncated_std_factor(-k, k),
+                sigma * truncated_std_factor(a=-k, b=k),
             )
             candidates.append((ll_trunc, trunc, cdf_trunc))
     _, best, cdf = max(candidates, key=lambda item: item[0])

@@ -246,7 +246,7 @@ def _explain(fit: Fit, candidates: list[Candidate], tolerance: float) -> tuple[F
         return replace(fit, parameters=p, std=match.std), _describe(match, fit.family, False)
     if fit.family == "truncated_normal":
         k = _snap_bound(p["b"])
-        factor = truncated_std_factor(-k, k)
+        factor = truncated_std_factor(a=-k, b=k)
         after = best_match(fit.std, candidates, tolerance)
         before = best_match(p["sigma"], candidates, tolerance)
         if after is None and before is None:

@@ -32,7 +32,7 @@ def sample_values(tensor: torch.Tensor, *, size: int = SAMPLE_SIZE, seed: int = 
     count = flat.numel()
     if count <= size:
         return flat.to(device="cpu", dtype=torch.float64)
-    generator = torch.Generator().manual_seed(derive_seed(seed, name))
+    generator = torch.Generator().manual_seed(derive_seed(seed=seed, name=name))
     index = torch.randint(0, count, (size,), generator=generator)
     return flat.index_select(0, index.to(flat.device)).to(device="cpu", dtype=torch.float64)
 

@@ -53,7 +53,7 @@ def _second_moment(activation: Any, q: float) -> float:
     if activation is None:
         return q
     phi = activation_function(activation)
-    return float(gaussian_expectation(lambda x: phi(x) ** 2, math.sqrt(max(q, 0.0))))
+    return float(gaussian_expectation(fn=lambda x: phi(x) ** 2, scale=math.sqrt(max(q, 0.0))))
 
 
 def _input_mean_square(batch: Any) -> float | None:

@@ -63,7 +63,7 @@ class Layer:
 
     @property
     def fans(self) -> Fans:
-        return fans(self.shape, self.layout, self.groups)
+        return fans(self.shape, layout=self.layout, groups=self.groups)
 
     @property
     def in_width(self) -> int:
