@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
-from initlab.doctor.findings import DoctorReport, Finding, sort_findings
+from initlab.doctor.findings import DoctorReport, Finding, LayerScale, sort_findings
 from initlab.doctor.mistakes import (
     declared_tying_findings,
     fan_convention_findings,
@@ -30,7 +30,7 @@ from initlab.doctor.mistakes import (
 )
 from initlab.doctor.sample import SAMPLE_SIZE, TensorSummary, summarize
 from initlab.doctor.scale import predict_scale
-from initlab.doctor.structure import block_stacks, weight_layers
+from initlab.doctor.structure import BlockStack, Layer, block_stacks, weight_layers
 from initlab.doctor.values import value_findings
 from initlab.plan import analyze, collect_targets
 
@@ -144,7 +144,7 @@ def _inventory(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, tup
     return {t.name: t.tensor for t in targets}, {t.name: t.aliases for t in targets}
 
 
-def _design_zero(layers: list, stacks: list, output_layers: list[str], flow: Any) -> set[str]:
+def _design_zero(layers: list[Layer], stacks: list[BlockStack], output_layers: list[str], flow: Any) -> set[str]:
     """Weights for which a zero start is a known design: output layers, last layers of residual branches."""
     by_name = {layer.name: layer for layer in layers}
     found = {by_name[name].weight for name in output_layers if name in by_name}
@@ -157,7 +157,7 @@ def _design_zero(layers: list, stacks: list, output_layers: list[str], flow: Any
     return found
 
 
-def _input_mean_squares(rows: list, output_layers: list[str]) -> dict[str, float]:
+def _input_mean_squares(rows: list[LayerScale], output_layers: list[str]) -> dict[str, float]:
     """The predicted mean square of the input each output layer reads, where the mean-field chain reaches it."""
     return {
         row.name: row.input_mean_square

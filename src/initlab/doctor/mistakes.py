@@ -483,8 +483,6 @@ def reset_coverage_findings(model: nn.Module, structure_only: bool) -> list[Find
             if found is not None:
                 ancestor_init = f"{type(ancestor).__name__}.{found}"
                 break
-        if ancestor_init is None and name:
-            pass
         for local in own:
             if ancestor_init is None:
                 uncovered.append(prefix + local)
