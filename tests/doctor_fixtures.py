@@ -240,7 +240,7 @@ class TinyGPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-def _gpt_init(model: nn.Module, std: float = 0.02) -> None:
+def gpt_init(model: nn.Module, std: float = 0.02) -> None:
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=std)
@@ -254,7 +254,7 @@ def clvp_unscaled_c_proj() -> tuple[nn.Module, Any]:
     """huggingface/transformers#47478: the scaled init compares fully qualified names to 'c_proj.weight': never applied."""
     _seeded(8)
     model = TinyGPT(layers=8)
-    _gpt_init(model)
+    gpt_init(model)
     for name, p in model.named_parameters():
         if name == "c_proj.weight":  # the bug: named_parameters() yields h.0.attn.c_proj.weight
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * 8))
@@ -317,7 +317,7 @@ def llama2c_scaled_w3() -> tuple[nn.Module, Any]:
     """karpathy/llama2.c#579: the scaled init names w3 (an input projection) instead of w2 (the output)."""
     _seeded(9)
     model = TinyLlama(layers=8)
-    _gpt_init(model)
+    gpt_init(model)
     for pn, p in model.named_parameters():
         if pn.endswith("w3.weight") or pn.endswith("wo.weight"):
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * 8))
@@ -494,7 +494,7 @@ def modalities_tied_std_one() -> tuple[nn.Module, Any]:
     """Modalities/modalities#456: the tied wte = lm_head initialised at std 1, right for an embedding only."""
     _seeded(20)
     model = TinyGPT(layers=2, tied=True)
-    _gpt_init(model)
+    gpt_init(model)
     nn.init.normal_(model.wte.weight, mean=0.0, std=1.0)
     for name, p in model.named_parameters():
         if name.endswith("c_proj.weight"):

@@ -114,17 +114,17 @@ def test_conv_transpose_with_torch_defaults_is_only_noted() -> None:
 
 
 def test_depth_scaled_residual_projections_pass_and_unscaled_shallow_ones_are_info() -> None:
-    from doctor_fixtures import TinyGPT, _gpt_init
+    from doctor_fixtures import TinyGPT, gpt_init
 
     torch.manual_seed(0)
     model = TinyGPT(layers=8)
-    _gpt_init(model)
+    gpt_init(model)
     for name, p in model.named_parameters():
         if name.endswith("c_proj.weight"):
             nn.init.normal_(p, std=0.02 / math.sqrt(2 * 8))
     assert doctor(model).of("residual_not_scaled") == []
     shallow = TinyGPT(layers=3)
-    _gpt_init(shallow)
+    gpt_init(shallow)
     assert {f.severity for f in doctor(shallow).of("residual_not_scaled")} == {"info"}
 
 
