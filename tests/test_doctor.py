@@ -56,6 +56,16 @@ def test_nonfinite_values_are_counted_exactly() -> None:
     assert finding.severity == "error" and finding.evidence["nonfinite"] == 4
 
 
+def test_half_precision_weights_are_not_mistaken_for_raw_memory() -> None:
+    torch.manual_seed(0)
+    model = mlp(width=256).half()
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+    summaries = [f.code for f in doctor(model).findings]
+    assert "uninitialized_memory" not in summaries
+
+
 def test_partly_duplicated_units_are_a_warning_fully_constant_an_error() -> None:
     torch.manual_seed(0)
     model = mlp()

@@ -57,6 +57,7 @@ class TensorSummary:
     abs_max: float
     zero_fraction: float
     subnormal_fraction: float
+    subnormal_expected: float  # share a normal of this std puts below the dtype's smallest normal number
     mode_fraction: float  # share of the most common non-zero value among the sampled ones
     constant: bool  # every element equal (read on the whole tensor)
     kurtosis: float
@@ -78,7 +79,9 @@ def summarize(tensor: torch.Tensor, *, size: int = SAMPLE_SIZE, seed: int = 0, n
     values = values[torch.isfinite(values)]
     count = int(values.numel())
     if count == 0:
-        return TensorSummary(detached.numel(), 0, nonfinite, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, constant, math.nan)
+        return TensorSummary(
+            detached.numel(), 0, nonfinite, math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, constant, math.nan
+        )
     mean = float(values.mean())
     centred = values - mean
     variance = float((centred * centred).mean())
@@ -104,6 +107,7 @@ def summarize(tensor: torch.Tensor, *, size: int = SAMPLE_SIZE, seed: int = 0, n
         abs_max=float(magnitude.max()),
         zero_fraction=float((values == 0).double().mean()),
         subnormal_fraction=subnormal,
+        subnormal_expected=math.erf(tiny / (std * math.sqrt(2.0))) if std > 0 else 0.0,
         mode_fraction=mode_fraction,
         constant=constant,
         kurtosis=kurtosis,
