@@ -37,6 +37,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plan": ("initlab.plan", None),
     "datainit": ("initlab.datainit", None),
     "lab": ("initlab.lab", None),
+    "doctor": ("initlab.doctor", None),
+    "fingerprint": ("initlab.doctor", "fingerprint"),
 }
 
 __all__ = ["rng", "schemes", "theory", "__version__", *_schemes_all, *_LAZY]

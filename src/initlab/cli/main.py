@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("initlab.cli.compare_cmd", "train a model under several inits and seeds, with a leaderboard"),
     "claims": ("initlab.cli.claims_cmd", "run every claim of the seed texts as an experiment"),
     "report": ("initlab.cli.report_cmd", "write the HTML report of a finished run directory"),
+    "doctor": ("initlab.cli.doctor_cmd", "find init bugs in a model or checkpoint before training"),
+    "fingerprint": ("initlab.cli.fingerprint_cmd", "read the init back out of a checkpoint, with a plan that regenerates it"),
 }
 
 
