@@ -1,4 +1,5 @@
-"""The claims report opened in headless Chromium: every claim and every figure is on the rendered page."""
+"""The claims report opened in headless Chromium: every claim and every figure is on the rendered page,
+and a crafted results.json runs no script."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from initlab.lab.claims import run_claims
 from initlab.lab.report import write_report
+from test_report_security import SCRIPT, hostile_run
 
 pytestmark = pytest.mark.browser
 
@@ -28,6 +30,10 @@ BROWSER_FLAGS = [
 ]
 
 
+# the one line that installs the browser (Debian/Ubuntu); .ci/run runs it before make test
+INSTALL = "apt-get update && apt-get install -y chromium"
+
+
 def _find_chromium() -> str | None:
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
@@ -36,28 +42,12 @@ def _find_chromium() -> str | None:
     return None
 
 
-def _install_chromium() -> str:
-    """Debian's chromium when we are root and apt works; else the reason it cannot be had."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "chromium is not installed and the tests do not run as root (apt-get install -y chromium needs root)"
-    if shutil.which("apt-get") is None:
-        return "chromium is not installed and apt-get is not available"
-    try:
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True, timeout=900,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    except (subprocess.SubprocessError, OSError) as error:
-        return f"chromium is not installed and 'apt-get install -y chromium' failed: {error}"
-    return ""
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
+    """The headless browser, or a skip that says how to install it (tests never install anything)."""
     path = _find_chromium()
     if path is None:
-        reason = _install_chromium()
-        path = _find_chromium()
-        if path is None:
-            pytest.skip(f"headless browser test skipped: {reason or 'chromium still missing after apt-get'}")
+        pytest.skip(f"headless browser test skipped: chromium is not installed; install it with: {INSTALL}")
     return path
 
 
@@ -107,3 +97,17 @@ def test_screenshot_of_the_report_is_not_blank(chromium: str, report, tmp_path: 
     keep = os.environ.get("INITLAB_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_a_crafted_results_file_runs_no_script_in_the_browser(chromium: str, tmp_path: Path) -> None:
+    hostile_run(tmp_path / "run", tmp_path / "outside", seconds=1.5)
+    path = write_report(tmp_path / "run")
+    result = _browser(chromium, tmp_path / "profile", "--dump-dom", path.resolve().as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    # the payload would retitle the page and mark the body: both are as initlab wrote them
+    assert re.search(r"<title>([^<]*)</title>", dom).group(1) == "initlab claims report"
+    assert re.search(r"<body[^>]*data-pwned", dom) is None
+    assert "<script" not in dom
+    # the payload is on the page, as text
+    assert dom.count("&lt;script&gt;" + SCRIPT.replace("'", "'")) >= 20

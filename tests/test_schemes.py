@@ -338,7 +338,7 @@ def test_catalogue_lists_every_scheme_with_formula_and_reference(capsys: pytest.
         (lambda: il.truncated_normal(a=2.0, b=-2.0), ValueError, "a < b"),
         (lambda: il.he_normal(mode="fan_avg"), ValueError, "mode must be one of fan_in, fan_out"),
         (lambda: il.he_normal(nonlinearity="relux"), ValueError, "unknown activation 'relux'"),
-        (lambda: il.dirac(groups=0), ValueError, "groups must be a positive int"),
+        (lambda: il.dirac(groups=0), ValueError, "groups must be an int >= 1"),
         (lambda: il.he_normal()(torch.empty(10)), ValueError, "expects a 2-D shape"),
         (lambda: il.he_normal()(torch.empty(4, 3, 3), layout="linear"), ValueError, "expects a 2-D shape"),
         (lambda: il.he_normal()(torch.empty(4, 3), layout="dense"), ValueError, "layout must be one of"),

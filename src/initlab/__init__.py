@@ -69,13 +69,15 @@ for _method in datainit.METHODS.values():
     plan.register_stage(_method.name, _method.stage, base=_method.base, description=_method.description)
 del _method
 
-# served from the probe and lab layers, imported on first use so that ``import initlab`` stays light
+# served from the probe, doctor and lab layers, imported on first use so that ``import initlab`` stays light
 _LAZY: dict[str, tuple[str, str | None]] = {
     "audit": ("initlab.probe", "audit"),
     "Probe": ("initlab.probe", "Probe"),
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "probe": ("initlab.probe", None),
     "lab": ("initlab.lab", None),
+    "doctor": ("initlab.doctor", None),
+    "fingerprint": ("initlab.doctor", "fingerprint"),
 }
 
 # old top-level names -> (module, name) where they live now; each use warns (docs/schemes.md)
@@ -141,6 +143,9 @@ __all__ = [
     "ProbeReport",
     # data-driven init
     "lsuv",
+    # init bugs found in a model, and the init read back out of a checkpoint
+    "doctor",
+    "fingerprint",
     # layers reached by name (initlab.theory.MeanField, initlab.schemes.HeNormal)
     "schemes",
     "theory",

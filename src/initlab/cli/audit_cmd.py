@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL_SPEC",
-        help="model spec, e.g. 'mlp:*-500x10-*:tanh' or 'package.module:factory'",
+        help="model spec, e.g. 'mlp:*-500x10-*:tanh' or 'package.module:factory' (a class or function "
+        "defined outside Python's standard library; stdlib modules are refused)",
     )
     parser.add_argument(
         "--plan",

@@ -21,7 +21,7 @@ def _seeds(text: str) -> tuple[int, ...]:
             start, stop = (int(part) for part in text.split(":"))
             return tuple(range(start, stop))
         return tuple(range(int(text)))
-    except ValueError:
+    except (ValueError, OverflowError, MemoryError):
         raise argparse.ArgumentTypeError(
             f"--seeds takes a count (8), a list (0,3,5) or a range (10:20), got {text!r}"
         ) from None
@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                         help="loader option, e.g. n_samples=2000 (repeatable)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split (default 0)")
-    parser.add_argument("--model", default="mlp:*-128x3-*:relu", help="model spec (default mlp:*-128x3-*:relu)")
+    parser.add_argument("--model", default="mlp:*-128x3-*:relu", help="model spec (default mlp:*-128x3-*:relu) or package.module:factory (a class or "
+                        "function defined outside Python's standard library; stdlib modules are refused)")
     parser.add_argument("--inits", default="zeros,small_random,glorot_uniform,he_normal,orthogonal,lsuv",
                         help="comma-separated plan names for initlab.init_model")
     parser.add_argument("--seeds", type=_seeds, default=tuple(range(8)), help="count, list or start:stop (default 8)")
@@ -70,8 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=None, help="address of a Ray cluster (default: start a local one)")
     parser.add_argument("--out", required=True, help="output folder of the sweep")
     again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue the sweep in --out, keeping finished runs")
-    again.add_argument("--force", action="store_true", help="delete the results in --out and start over")
+    again.add_argument("--resume", action="store_true",
+                       help="continue the sweep in --out: finished runs are kept, failed and unreadable ones run again")
+    again.add_argument("--force", action="store_true",
+                       help="start over in --out: delete the files its manifest lists (never any other file)")
+    parser.add_argument("--no-retry-failed", action="store_true", help="with --resume, keep runs that failed as failed")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="clear a lock left in --out by a sweep that no longer runs (one that runs is never broken)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -79,12 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from initlab.lab.compare import CompareConfig
 
-    batch = None if str(args.batch_size).lower() in ("full", "none", "0") else args.batch_size
+    batch = None if str(args.batch_size).strip().lower() == "full" else args.batch_size
     if batch is not None:
         try:
             batch = int(batch)
         except ValueError:
-            raise ValueError(f"--batch-size takes a positive int or 'full', got {args.batch_size!r}") from None
+            batch = 0
+        if batch < 1:
+            raise ValueError(f"--batch-size takes a positive int or 'full', got {args.batch_size!r}")
     inits = tuple(name.strip() for name in _split_inits(args.inits) if name.strip())
     options = _dataset_options(args.data_option)
     if args.data_path is not None:
@@ -140,19 +148,24 @@ def run(args: argparse.Namespace) -> int:
         def on_record(record: dict[str, Any], done: int, count: int) -> None:
             text = f"{record['init']} seed {record['seed']}: {record['status']}"
             if progress is not None:
-                progress.update(task_id, completed=done, description=text)
+                from rich.markup import escape
+
+                progress.update(task_id, completed=done, description=escape(text))  # init names are not markup
             else:
                 print(f"[{done}/{count}] {text}", file=sys.stderr)
 
+    def on_notice(text: str) -> None:
+        print(f"initlab compare: {text}", file=sys.stderr)
+
+    options = dict(resume=args.resume, force=args.force, retry_failed=not args.no_retry_failed,
+                   break_lock=args.break_lock, on_record=on_record, on_notice=on_notice, plots=not args.no_plots)
     if progress is not None:
         with progress:
             task_id = progress.add_task("starting", total=total)
-            result = run_compare(config, args.out, resume=args.resume, force=args.force, on_record=on_record,
-                                 plots=not args.no_plots)
+            result = run_compare(config, args.out, **options)
             progress.update(task_id, completed=total)
     else:
-        result = run_compare(config, args.out, resume=args.resume, force=args.force, on_record=on_record,
-                             plots=not args.no_plots)
+        result = run_compare(config, args.out, **options)
     if result.skipped:
         print(f"resumed: {result.skipped} finished run(s) kept, {result.ran} run now")
     print(result.leaderboard_markdown, end="")

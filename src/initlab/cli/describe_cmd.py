@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         help="a scheme (he_normal, 'orthogonal(gain=2.0)'), a plan (fixup, 'he; output=zeros'), "
-        "or a model spec (mlp:64-128x3-10:relu, package.module:factory)",
+        "or a model spec (mlp:64-128x3-10:relu, package.module:factory: a class or function defined outside "
+        "Python's standard library; stdlib modules are refused)",
     )
     parser.add_argument("--shape", help="scheme: tensor shape, comma-separated (e.g. 256,512)")
     parser.add_argument("--layout", default="linear", help="scheme: layout of the shape (default: linear)")

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from pathlib import Path
 from typing import Any
 
 from initlab.datainit import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL_SPEC", help="model spec, e.g. 'mlp:*-64x20-*:tanh' or 'package.module:factory'")
+    parser.add_argument("model", metavar="MODEL_SPEC", help="model spec, e.g. 'mlp:*-64x20-*:tanh' or 'package.module:factory' (a class or function "
+                        "defined outside Python's standard library; stdlib modules are refused)")
     parser.add_argument("--data", required=True, help="data set name (digits, mnist1d, mnist, fashion-mnist, circles, ...)")
     parser.add_argument("--method", choices=list(METHODS), default="lsuv", help="data-driven init (default lsuv)")
     parser.add_argument("--out", default=None, metavar="FILE.pt", help="save the initialized state_dict here")
@@ -42,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 2:
         raise ValueError(f"--batch-size must be >= 2 (a std needs two samples), got {args.batch_size}")
+    if args.out:
+        folder = Path(args.out).parent
+        if not folder.is_dir() or Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out!r}: the file cannot be written there (no folder {str(folder)!r}, "
+                             "or the name is a folder)")
     method = METHODS[args.method]
     dataset = load_dataset(args.data, seed=args.seed)
     torch.manual_seed(args.seed)
@@ -53,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     report = method.function(model, batch, *target, **_options(args, method.function))
     print(report.to_json() if args.json else report.table())
     if args.out:
-        torch.save(model.state_dict(), args.out)
+        try:
+            torch.save(model.state_dict(), args.out)
+        except (OSError, RuntimeError) as error:  # torch reports a file it cannot open as a RuntimeError
+            raise ValueError(f"--out {args.out!r} cannot be written: {error}") from None
         if not args.json:
             print(f"\nstate_dict written to {args.out}")
     return 0

@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from initlab.lab.executors import WorkerLost
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("initlab.cli.list_cmd", "print the catalogue of initializers"),
@@ -22,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("initlab.cli.compare_cmd", "train a model under several inits and seeds, with a leaderboard"),
     "claims": ("initlab.cli.claims_cmd", "run every claim of the seed texts as an experiment"),
     "report": ("initlab.cli.report_cmd", "write the HTML report of a finished run directory"),
+    "doctor": ("initlab.cli.doctor_cmd", "find init bugs in a model or checkpoint before training"),
+    "fingerprint": ("initlab.cli.fingerprint_cmd", "read the init back out of a checkpoint, with a plan that regenerates it"),
 }
 
 
@@ -47,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
-        print(f"initlab {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, WorkerLost) as error:
+        # bad input, files that cannot be read or written, a lost worker: one line, exit 2 (exit 1 is --strict)
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"initlab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"initlab {args.command}: interrupted", file=sys.stderr)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from initlab.lab.environment import environment
-from initlab.lab.executors import EXECUTORS, execute
+from initlab.lab.executors import check_executor, execute
 from initlab.lab.leaderboard import (
     TIDY_COLUMNS,
     LeaderRow,
@@ -33,11 +34,20 @@ from initlab.lab.leaderboard import (
     tidy_rows,
     write_table,
 )
-from initlab.lab.store import ResultStore, sweep_id
+from initlab.lab.store import (
+    MANIFEST,
+    STATUSES,
+    ResultStore,
+    check_out_dir,
+    check_unlocked,
+    sweep_id,
+    sweep_lock,
+)
 from initlab.lab.trainer import TrainConfig
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "run_task", "check_config", "check_inits", "known_inits"]
 
+MANIFEST_KIND = "initlab.compare"
 # config fields that do not change what a run computes: they may differ on --resume
 _NOT_IDENTITY = ("inits", "seeds", "executor", "workers", "ray_address", "loss_threshold", "seeds_per_task")
 
@@ -98,6 +108,7 @@ class CompareResult:
     ran: int
     skipped: int
     manifest: dict[str, Any]
+    rerun: list[tuple[str, str]] = field(default_factory=list)  # (record file, why it was run again)
 
 
 # ---------------------------------------------------------------- validation
@@ -117,15 +128,30 @@ def known_inits() -> list[str]:
 
 
 def check_inits(inits: Sequence[str]) -> None:
-    """ValueError naming the unknown inits and listing the valid ones.
+    """ValueError naming the first init that ``init_model`` would refuse, before any run starts.
 
-    A name with arguments (``he_normal(mode=fan_out)``) is checked by its
-    head; ``init_model`` has the last word when the run starts.
+    Each init is read in full, as ``init_model`` reads it: its name, every
+    option of its schemes (``he_normal(mode=fan_inn)`` is refused), its rules
+    and its data-driven stages (:func:`check_config` also runs, once, each
+    stage given options, since a stage reads its options only when it runs).
     """
+    from initlab.plan import Plan, get_stage
+
+    if isinstance(inits, str) or not all(isinstance(name, str) for name in inits):
+        raise TypeError(f"inits must be a sequence of plan strings, got {inits!r}")
     valid = known_inits()
-    unknown = [name for name in inits if name.split("(")[0].strip() not in valid]
+    unknown = [name for name in inits if "=" not in name and ";" not in name
+               and name.split("(")[0].strip() not in valid and not name.strip().endswith((".yaml", ".yml", ".toml", ".json"))]
     if unknown:
         raise ValueError(f"unknown init(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+    for name in inits:
+        try:
+            plan = Plan.coerce(name)
+            plan.effective_rules()
+            for spec in plan.effective_stages():
+                get_stage(spec.name)
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            raise ValueError(f"init {name!r}: {error}") from error
 
 
 def check_config(config: CompareConfig) -> None:
@@ -140,12 +166,11 @@ def check_config(config: CompareConfig) -> None:
     if not config.seeds:
         raise ValueError("seeds must hold at least one seed")
     for seed in config.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seeds must be ints >= 0, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"seeds must be ints in [0, 2**63 - 1], got {seed!r}")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"seeds must not repeat, got {list(config.seeds)}")
-    if config.executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {config.executor!r}")
+    check_executor(config.executor, config.workers)
     if config.seeds_per_task is not None and config.seeds_per_task < 1:
         raise ValueError(f"seeds_per_task must be a positive int, got {config.seeds_per_task}")
     if not math.isfinite(config.loss_threshold) or config.loss_threshold <= 0:
@@ -154,6 +179,23 @@ def check_config(config: CompareConfig) -> None:
     build_model(config.model, dataset.input_shape, dataset.num_classes)  # raises on a spec that does not fit
     TrainConfig.make(len(dataset.y_train), **config.train_options())
     check_inits(config.inits)
+    _try_stage_options(config, dataset)
+
+
+def _try_stage_options(config: CompareConfig, dataset: Any) -> None:
+    """Initialise one model per init whose stages take options: a stage reads its options only when it runs."""
+    from initlab.lab.batched import make_model
+    from initlab.plan import Plan
+
+    for init in config.inits:
+        if not any(spec.options for spec in Plan.coerce(init).effective_stages()):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                make_model(config.model, dataset, init, config.seeds[0], init_batch_size=config.init_batch_size)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"init {init!r}: {error}") from error
 
 
 # ---------------------------------------------------------------- one task (runs in a worker)
@@ -223,22 +265,46 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the sweep
 
 
-def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume: bool, force: bool) -> None:
+def _refuse_foreign(store: ResultStore, planned: list[str], owned: set[str]) -> None:
+    foreign = [name for name in planned if name not in owned and (store.root / name).exists()]
+    if foreign:
+        raise FileExistsError(
+            f"{store.root} already holds {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}, which "
+            "initlab did not write; initlab never deletes or overwrites such files: move them or choose another --out"
+        )
+
+
+def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume: bool, force: bool,
+                   planned: list[str], *, delete: bool) -> set[str]:
+    """Refuse a folder the sweep may not write into; with ``delete`` and ``force``, delete the old sweep's files.
+
+    Returns the relative paths the manifest lists as initlab's. A folder with
+    files but no manifest is initlab's only if ``force`` (then its files stay
+    and none may be in the way); a manifest's sweep is continued only with
+    ``resume`` and deleted only with ``force`` -- and then only the files
+    that manifest lists.
+    """
     if resume and force:
         raise ValueError("choose one of resume and force")
-    if force:
-        store.clear()
-        return
     manifest = store.read_manifest()
+    if manifest is not None and manifest.get("kind") != MANIFEST_KIND:
+        raise FileExistsError(
+            f"{store.root} holds a {MANIFEST} that initlab did not write (kind {manifest.get('kind')!r}); initlab "
+            "never deletes or overwrites such files: move it or choose another --out"
+        )
+    owned = store.owned(manifest)
     if manifest is None:
-        if store.holds_sweep() and not resume:
+        if store.entries() and not force:
             raise FileExistsError(
-                f"{store.root} holds run records but no manifest; use --resume to keep them or --force to start over"
+                f"{store.root} is not empty and holds no initlab sweep (no {MANIFEST}); choose a new or empty "
+                "folder, or --force to write the sweep's files beside the ones there (they are never touched)"
             )
-        return
+        _refuse_foreign(store, planned, owned)
+        return owned
     same = manifest.get("sweep_id") == sweep
     if resume and not same:
         theirs = manifest.get("config", {})
+        theirs = theirs if isinstance(theirs, dict) else {}
         ours = config.identity()
         differ = sorted(k for k in set(theirs) | set(ours) if k in ours and theirs.get(k) != ours.get(k))
         raise FileExistsError(
@@ -246,12 +312,17 @@ def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume
             + ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ)
             + "); --resume continues only the same sweep (inits and seeds may change); use --force to start over"
         )
-    if not resume:
+    if not resume and not force:
         what = "this sweep" if same else "a different sweep"
         raise FileExistsError(
             f"{store.root} already holds {what} (sweep {manifest.get('sweep_id')}); use --resume to continue "
             f"it or --force to delete its results and start over"
         )
+    _refuse_foreign(store, planned, owned)
+    if force and delete:
+        store.clear(owned)
+        return set()
+    return owned
 
 
 def _tasks(config: CompareConfig, sweep: str, todo: list[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -271,46 +342,82 @@ def run_compare(
     *,
     resume: bool = False,
     force: bool = False,
+    retry_failed: bool = True,
+    break_lock: bool = False,
     on_record: Callable[[dict[str, Any], int, int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     plots: bool = True,
 ) -> CompareResult:
     """Run (or resume) the sweep ``config`` into ``out_dir`` and write its tables and figures.
 
-    A folder that already holds a sweep is refused unless ``resume`` (same
-    settings; finished runs are kept and skipped) or ``force`` (its results
-    are deleted first). ``on_record(record, done, total)`` is called after
-    each run's record is stored. Bad names, a model that does not fit the
-    data set and missing data files raise ValueError/FileNotFoundError before
-    anything is written.
+    Everything is checked before the first write: the config
+    (:func:`check_config`: names, every init's options, the model against the
+    data set, the executor), the folder (:func:`initlab.lab.store.check_out_dir`)
+    and who owns it. A folder with files is taken only when it holds this
+    sweep and ``resume`` is given (finished runs are kept and skipped; runs
+    that failed are run again unless ``retry_failed=False``; a record that
+    fails the schema is reported through ``on_notice`` and run again), or
+    with ``force``: then the files the old manifest lists are deleted, and
+    nothing else. A file initlab did not write is never deleted or
+    overwritten. The sweep holds the folder's lock while it runs
+    (``break_lock`` clears a stale one). ``on_record(record, done, total)`` is
+    called after each run's record is stored.
     """
     if not isinstance(config, CompareConfig):
         raise TypeError(f"config must be a CompareConfig, got {type(config).__name__}")
     check_config(config)
+    root = check_out_dir(out_dir)
     identity = config.identity()
     sweep = sweep_id(identity)
-    store = ResultStore(out_dir)
-    _prepare_store(store, config, sweep, resume, force)
-    started = time.time()
-    finished = store.finished(sweep)
+    store = ResultStore(root)
     wanted = [(init, seed) for init in config.inits for seed in config.seeds]
+    outputs = ["results.csv", "leaderboard.csv", "leaderboard.md",
+               *(("loss_curves.png", "final_accuracy.png") if plots else ())]
+    planned = store.planned(wanted, outputs)
+    check_unlocked(root, break_stale=break_lock)  # refusals before any write: a sweep in the folder, ...
+    _prepare_store(store, config, sweep, resume, force, planned, delete=False)  # ... then who owns the files
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"the output folder (--out) {str(root)!r} cannot be created: {error.strerror}") from None
+    with sweep_lock(root, break_stale=break_lock):
+        owned = _prepare_store(store, config, sweep, resume, force, planned, delete=True)
+        return _sweep(config, store, sweep, wanted, planned, owned, retry_failed, on_record,
+                      on_notice or (lambda text: warnings.warn(text, UserWarning, stacklevel=3)), plots)
+
+
+def _sweep(config: CompareConfig, store: ResultStore, sweep: str, wanted: list[tuple[str, int]], planned: list[str],
+           owned: set[str], retry_failed: bool, on_record: Callable[[dict[str, Any], int, int], None] | None,
+           on_notice: Callable[[str], None], plots: bool) -> CompareResult:
+    """The sweep itself, in a folder already checked and locked."""
+    started = time.time()
+    records, problems = store.scan_records()
+    wanted_paths = {store.record_path(init, seed) for init, seed in wanted}
+    problems = [(path, problem) for path, problem in problems if path in wanted_paths]  # others are not this sweep's
+    for path, problem in problems:
+        on_notice(f"record {store.relative(path)} {problem}; its run is done again")
+    finished = {(r["init"], int(r["seed"])) for r in records
+                if r["sweep_id"] == sweep and not (retry_failed and r["status"] == "failed")}
     todo = [pair for pair in wanted if pair not in finished]
+    previous = store.read_manifest()
     manifest = {
-        "kind": "initlab.compare", "sweep_id": sweep, "config": identity,
+        "kind": MANIFEST_KIND, "sweep_id": sweep, "config": config.identity(),
         "inits": list(config.inits), "seeds": list(config.seeds),
         "executor": config.executor, "workers": config.workers, "versions": environment(),
-        "started": started, "complete": False,
+        "started": started, "complete": False, "written": sorted(owned | set(planned)),
     }
-    previous = store.read_manifest()
     if previous is not None:
-        manifest["history"] = [*previous.get("history", []), {k: previous.get(k) for k in ("started", "finished")}]
+        history = previous.get("history", [])
+        manifest["history"] = [*(history if isinstance(history, list) else []),
+                               {k: previous.get(k) for k in ("started", "finished")}]
     store.write_manifest(manifest)
 
     done = len(wanted) - len(todo)
     run_time = 0.0
     tasks = _tasks(config, sweep, todo)
-    for records in execute(run_task, tasks, executor=config.executor, workers=config.workers,
-                           address=config.ray_address):
-        for record in records:
+    for task_records in execute(run_task, tasks, executor=config.executor, workers=config.workers,
+                                address=config.ray_address):
+        for record in task_records:
             store.write_record(record)
             done += 1
             run_time += float(record.get("wall_time", 0.0))
@@ -318,7 +425,7 @@ def run_compare(
                 on_record(record, done, len(wanted))
 
     wanted_set = set(wanted)
-    records = [r for r in store.read_records() if r.get("sweep_id") == sweep and (r["init"], r["seed"]) in wanted_set]
+    records = [r for r in store.read_records() if r["sweep_id"] == sweep and (r["init"], r["seed"]) in wanted_set]
     from initlab.lab.data import load_dataset
 
     num_classes = load_dataset(config.dataset, seed=config.data_seed, **config.dataset_options).num_classes
@@ -330,13 +437,13 @@ def run_compare(
         "finished": finished_at, "complete": len(records) == len(wanted),
         "timings": {"wall_seconds": finished_at - started, "train_seconds_this_session": run_time,
                     "runs_this_session": len(todo), "runs_skipped": len(wanted) - len(todo)},
-        "counts": {status: sum(r["status"] == status for r in records)
-                   for status in ("ok", "diverged", "stalled", "failed")},
+        "counts": {status: sum(r["status"] == status for r in records) for status in STATUSES},
         "files": {name: path.name for name, path in files.items()},
     })
     store.write_manifest(manifest)
-    return CompareResult(out_dir=Path(out_dir), records=records, leaderboard=board, leaderboard_markdown=markdown,
-                         files=files, ran=len(todo), skipped=len(wanted) - len(todo), manifest=manifest)
+    return CompareResult(out_dir=store.root, records=records, leaderboard=board, leaderboard_markdown=markdown,
+                         files=files, ran=len(todo), skipped=len(wanted) - len(todo), manifest=manifest,
+                         rerun=[(store.relative(path), problem) for path, problem in problems])
 
 
 def _write_outputs(store: ResultStore, records: list[dict[str, Any]], board: list[LeaderRow], config: CompareConfig,

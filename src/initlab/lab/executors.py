@@ -4,15 +4,31 @@ A task is a plain dict (see :func:`initlab.lab.compare.run_task`) and its
 result a list of plain record dicts, so every executor ships the same
 picklable values. Each executor yields results as tasks finish, which lets
 the caller store every finished run at once.
+
+Workers of the local pool watch their parent: each runs a daemon thread
+that checks every :data:`PARENT_POLL_SECONDS` whether the process that
+started the pool is still its parent, and ends the worker at once when it
+is not (the parent was killed, even by SIGKILL, which no handler sees). A
+worker that dies under the pool (killed for memory, a crash in native code)
+ends the sweep with :class:`WorkerLost`; every run stored before stays.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["EXECUTORS", "execute", "default_workers"]
+__all__ = ["EXECUTORS", "execute", "default_workers", "check_executor", "WorkerLost", "PARENT_POLL_SECONDS"]
+
+# how often a pool worker checks that its parent is alive; it outlives a killed parent by at most this
+PARENT_POLL_SECONDS = 0.5
+
+
+class WorkerLost(RuntimeError):
+    """A pool worker died while running a task (the pool cannot go on)."""
 
 EXECUTORS = ("local", "inline", "ray")
 
@@ -28,8 +44,16 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _worker_setup(threads: int) -> None:
+def _exit_when_orphaned(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)  # the parent is gone: no one will read this worker's results
+        time.sleep(PARENT_POLL_SECONDS)
+
+
+def _worker_setup(threads: int, parent: int) -> None:
     # runs only in pool workers we started: share the cores instead of each worker taking all of them
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="initlab-parent-watch", daemon=True).start()
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -47,14 +71,23 @@ def _local(run: Callable[[Task], Records], tasks: Sequence[Task], workers: int) 
     workers = max(1, min(workers, len(tasks)))
     threads = max(1, default_workers() // workers)
     context = multiprocessing.get_context("spawn")
+    from concurrent.futures.process import BrokenProcessPool
+
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup,
-                               initargs=(threads,))
+                               initargs=(threads, os.getpid()))
     try:
         pending = {pool.submit(run, task) for task in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool as error:
+                    raise WorkerLost(
+                        f"a worker process of the local pool died while running a task ({error}); the runs "
+                        "stored so far are kept: continue with --resume, with fewer --workers if memory ran out"
+                    ) from None
+                yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -82,6 +115,19 @@ def _ray(run: Callable[[Task], Records], tasks: Sequence[Task], address: str | N
             ray.shutdown()
 
 
+def check_executor(executor: str, workers: int | None) -> None:
+    """ValueError for an executor that cannot run here (unknown name, workers < 1, Ray not installed)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("executor 'ray' needs Ray: pip install 'initlab[ray]' (or use --executor local)")
+
+
 def execute(
     run: Callable[[Task], Records],
     tasks: Sequence[Task],
@@ -97,10 +143,7 @@ def execute(
     process, one task after another. ``ray``: one Ray task per task, on the
     cluster at ``address`` or on a local Ray instance started here.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    check_executor(executor, workers)
     if not tasks:
         return iter(())
     if executor == "ray":

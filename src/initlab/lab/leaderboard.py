@@ -8,7 +8,9 @@ A record is the dict one finished run leaves in the store: ``init``,
 from __future__ import annotations
 
 import csv
+import html
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LeaderRow", "tidy_rows", "leaderboard", "steps_to_threshold", "write_table", "leaderboard_markdown",
-           "TIDY_COLUMNS"]
+           "TIDY_COLUMNS", "markdown_cell"]
 
 TIDY_COLUMNS = ("init", "seed", "step", "epoch", "loss", "accuracy", "test_loss", "test_accuracy", "status")
 
@@ -129,12 +131,27 @@ def leaderboard_dicts(rows: Sequence[LeaderRow]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
+# Markdown punctuation that can start markup or end a table cell; "_" only where it can open emphasis
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~!#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def markdown_cell(text: object) -> str:
+    """``text`` as literal content of one Markdown table cell.
+
+    HTML is entity-escaped (``<b>`` shows as text), Markdown punctuation is
+    backslash-escaped (no emphasis, links, code or images), ``|`` cannot end
+    the cell and line breaks cannot end the row.
+    """
+    flat = " ".join(str(text).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
 def _percent(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}"
 
 
 def leaderboard_markdown(rows: Sequence[LeaderRow], loss_threshold: float) -> str:
-    """The leaderboard as a Markdown table."""
+    """The leaderboard as a Markdown table (init names escaped with :func:`markdown_cell`)."""
     lines = [
         f"| rank | init | runs | test acc % (mean ± std) | steps to loss ≤ {loss_threshold:g} (median; reached) "
         f"| diverged | stalled | failed |",
@@ -143,7 +160,7 @@ def leaderboard_markdown(rows: Sequence[LeaderRow], loss_threshold: float) -> st
     for row in rows:
         steps = "never" if not math.isfinite(row.steps_to_threshold) else f"{row.steps_to_threshold:.0f}"
         lines.append(
-            f"| {row.rank} | {row.init} | {row.runs} | {_percent(row.test_accuracy_mean)} ± "
+            f"| {row.rank} | {markdown_cell(row.init)} | {row.runs} | {_percent(row.test_accuracy_mean)} ± "
             f"{_percent(row.test_accuracy_std)} | {steps} ({_percent(row.reached_fraction)} %) | "
             f"{_percent(row.diverged_fraction)} % | {_percent(row.stalled_fraction)} % | "
             f"{_percent(row.failed_fraction)} % |"

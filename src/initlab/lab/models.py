@@ -433,7 +433,10 @@ def _build_factory(spec: str, input_shape: tuple[int, ...] | None, num_classes: 
         kwargs["input_shape"] = input_shape
     if num_classes is not None and ("num_classes" in parameters or accepts_any):
         kwargs["num_classes"] = num_classes
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except (RuntimeError, MemoryError, ValueError, TypeError) as error:
+        raise ValueError(f"factory {spec!r} raised {type(error).__name__}: {error}") from error
     if not isinstance(model, nn.Module):
         raise TypeError(f"factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -484,11 +487,14 @@ def build_model(
                 f"({math.prod(shape)} features)"
             )
     model: nn.Module
-    if parsed.kind == "mlp":
-        features = parsed.input_shape or shape
-        if features is None:
-            raise ValueError(f"model spec {spec!r} has input '*' but no input_shape was given")
-        model = MLP(parsed, math.prod(features), classes)
-    else:
-        model = ConvNet(parsed, _image_shape(parsed, shape), classes)
+    try:
+        if parsed.kind == "mlp":
+            features = parsed.input_shape or shape
+            if features is None:
+                raise ValueError(f"model spec {spec!r} has input '*' but no input_shape was given")
+            model = MLP(parsed, math.prod(features), classes)
+        else:
+            model = ConvNet(parsed, _image_shape(parsed, shape), classes)
+    except (RuntimeError, MemoryError) as error:  # sizes the machine cannot allocate
+        raise ValueError(f"model spec {spec!r} cannot be built on this machine: {error}") from error
     return model

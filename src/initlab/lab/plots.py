@@ -23,6 +23,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _plain(text: str) -> str:
+    """``text`` shown as written: matplotlib reads "$...$" as mathtext, and a malformed one fails the whole figure."""
+    return text.replace("$", r"\$")
+
+
 def _by_init(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in sorted(records, key=lambda r: (r["init"], r["seed"])):
@@ -54,13 +59,13 @@ def plot_loss_curves(records: Sequence[dict[str, Any]], path: str | Path, *, tit
         x = np.asarray(steps)[alive]
         values = table[:, alive]
         median = np.nanmedian(values, axis=0)
-        (line,) = axis.plot(x, median, label=f"{init} (n={len(runs)})", linewidth=1.6)
+        (line,) = axis.plot(x, median, label=_plain(f"{init} (n={len(runs)})"), linewidth=1.6)
         axis.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(),
                           alpha=0.2, linewidth=0)
     axis.set_yscale("log")
     axis.set_xlabel("step")
     axis.set_ylabel("training loss (median, min-max over seeds)")
-    axis.set_title(title or "loss curves")
+    axis.set_title(_plain(title) or "loss curves")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -90,10 +95,10 @@ def plot_final_accuracy(records: Sequence[dict[str, Any]], path: str | Path, *, 
             axis.scatter([position] * failures, [0.0] * failures, marker="x", color="red", s=30,
                          label="diverged / failed" if position == 1 else None)
     axis.set_xticks(range(1, len(groups) + 1))
-    axis.set_xticklabels(list(groups), rotation=30, ha="right", fontsize=8)
+    axis.set_xticklabels([_plain(name) for name in groups], rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("final test accuracy")
     axis.set_ylim(-0.05, 1.05)
-    axis.set_title(title or "final accuracy over seeds")
+    axis.set_title(_plain(title) or "final accuracy over seeds")
     axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     path = Path(path)

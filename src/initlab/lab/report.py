@@ -1,9 +1,17 @@
 """One self-contained HTML file for a finished run: the claims table, every claim's checks and figures.
 
 The page needs no network and no server: styles are inline and every figure
-is embedded as a base64 data URI (PNG) or inline SVG. ``write_report(run_dir)``
+is embedded as a base64 data URI (``<img src="data:image/...;base64,...">``;
+SVG too, never inline, so a figure cannot carry script). ``write_report(run_dir)``
 reads ``results.json`` (written by ``initlab claims`` or another lab command)
 and the figures next to it, and writes ``report.html`` beside them.
+
+A results file is untrusted input: every field is escaped for where it lands
+(element text or a quoted attribute), class names are reduced to
+``[a-z0-9-]``, a figure is embedded only when its path resolves to a file
+inside the run folder with an image suffix (:data:`IMAGE_TYPES`), and every
+page carries a Content-Security-Policy (:data:`CSP`) that forbids scripts,
+so even markup that slipped through could not run.
 
 For a claims run each claim is a ``<section class="claim" data-claim-id=...>``
 with its verdict, the checks (value, threshold, status), its tables and
@@ -17,14 +25,25 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_claims_html", "render_generic_html", "write_report", "REPORT_FILE"]
+from initlab.lab.store import atomic_write_text
+
+__all__ = ["render_claims_html", "render_generic_html", "write_report", "REPORT_FILE", "CSP", "IMAGE_TYPES"]
 
 REPORT_FILE = "report.html"
 RESULTS_FILE = "results.json"
+
+# no script, no frame, no form, no network: only inline styles and data: images
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# the figure files a report embeds, by suffix
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp", ".svg": "image/svg+xml"}
 
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1150px;
@@ -51,28 +70,84 @@ pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 
 
 def _e(value: Any) -> str:
+    """``value`` as text safe in element content and in a quoted attribute (& < > " ' escaped)."""
     return html.escape(str(value), quote=True)
 
 
-def _verdict_class(verdict: str) -> str:
-    return "v-" + verdict.replace(" ", "-")
+def _token(value: Any) -> str:
+    """``value`` reduced to ``[a-z0-9-]``: safe as (part of) a class name whatever the input."""
+    return re.sub(r"[^a-z0-9-]+", "-", str(value).lower()).strip("-") or "none"
+
+
+def _verdict_class(verdict: Any) -> str:
+    return "v-" + _token(verdict)
+
+
+def _number(value: Any, digits: int) -> str:
+    """A finite number with ``digits`` decimals; anything else (a crafted string, NaN) as escaped text."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{float(value):.{digits}f}"
+    return _e(value)
+
+
+def _head(title: str) -> list[str]:
+    """The start of every page initlab writes: charset, the script-forbidding CSP, title and styles."""
+    return [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">',
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{_e(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+    ]
+
+
+def _figure_file(run_dir: Path, name: str) -> tuple[Path | None, str]:
+    """(the file to embed, "") or (None, why it is not embedded) for a figure path read from a results file."""
+    if not name or "\x00" in name:
+        return None, "figure path is empty or holds a NUL byte"
+    try:
+        root = run_dir.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root):
+            return None, "figure path points outside the run folder"
+        if path.suffix.lower() not in IMAGE_TYPES:
+            return None, f"figure is not an image ({', '.join(IMAGE_TYPES)})"
+        if not path.is_file():
+            return None, "figure file missing"
+    except OSError as error:  # a name too long, a loop of links
+        return None, f"figure path cannot be read ({error.strerror or type(error).__name__})"
+    return path, ""
 
 
 def _embed_figure(run_dir: Path, name: str) -> str:
-    """A <figure> with the image inlined, or a visible note when the file is missing."""
-    path = run_dir / name
+    """A <figure> with the image as a data URI, or a visible note why it is not shown.
+
+    Only files inside ``run_dir`` (after resolving ``..`` and symbolic links)
+    with an image suffix are read; SVG is embedded as an ``<img>`` data URI,
+    where a browser runs none of its scripts.
+    """
     caption = f"<figcaption>{_e(name)}</figcaption>"
-    if not path.is_file():
-        return f'<figure data-figure="{_e(name)}" class="missing"><p>figure file missing: {_e(name)}</p>{caption}</figure>'
-    data = path.read_bytes()
-    if path.suffix.lower() == ".svg":
-        return f'<figure data-figure="{_e(name)}">{data.decode("utf-8", errors="replace")}{caption}</figure>'
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}.get(
-        path.suffix.lower(), "application/octet-stream"
-    )
-    encoded = base64.b64encode(data).decode("ascii")
-    return (f'<figure data-figure="{_e(name)}"><img src="data:{mime};base64,{encoded}" alt="{_e(name)}">'
-            f"{caption}</figure>")
+    path, why = _figure_file(run_dir, name)
+    if path is None:
+        kind = "missing" if why == "figure file missing" else "refused"
+        return f'<figure data-figure="{_e(name)}" class="{kind}"><p>{_e(why)}: {_e(name)}</p>{caption}</figure>'
+    try:
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as error:
+        return (f'<figure data-figure="{_e(name)}" class="refused"><p>figure file cannot be read '
+                f'({_e(error.strerror or type(error).__name__)}): {_e(name)}</p>{caption}</figure>')
+    return (f'<figure data-figure="{_e(name)}"><img src="data:{IMAGE_TYPES[path.suffix.lower()]};base64,{encoded}" '
+            f'alt="{_e(name)}">{caption}</figure>')
+
+
+def _dicts(value: Any, what: str) -> list[dict[str, Any]]:
+    """``value`` as a list of dicts, or a ValueError naming the field of the results file."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} must be a list of objects, got {type(value).__name__}")
+    return value
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> str:
@@ -99,7 +174,7 @@ def _checks_table(checks: list[dict[str, Any]]) -> str:
         why = check.get("why") or ""
         body.append(
             f"<tr><td>{_e(check.get('label', ''))}</td><td>{_e(check.get('value_text', check.get('value', '')))}</td>"
-            f"<td>{_e(check.get('threshold_text', ''))}</td><td class='s-{_e(status)}'>{_e(status)}</td>"
+            f"<td>{_e(check.get('threshold_text', ''))}</td><td class='s-{_token(status)}'>{_e(status)}</td>"
             f"<td>{_e(why)}</td></tr>"
         )
     return ("<table class='checks'><thead><tr><th>measured</th><th>value</th><th>threshold</th><th>status</th>"
@@ -130,17 +205,24 @@ def _claim_section(item: dict[str, Any], run_dir: Path) -> str:
         f"<p><b>Claim.</b> {_e(item.get('statement', ''))}</p>",
         f"<p class='meta'>Source: {_e(item.get('source', ''))}"
         + (f" · Setting: {_e(item['setting'])}" if item.get("setting") else "")
-        + f" · {float(item.get('seconds', 0.0)):.1f} s</p>",
+        + f" · {_number(item.get('seconds', 0.0), 1)} s</p>",
         f"<p><b>Measured.</b> {_e(item.get('measurement', ''))}</p>",
-        _checks_table(list(item.get("checks", []))),
+        _checks_table(_dicts(item.get("checks"), f"claim {item['id']!r}: checks")),
     ]
     if item.get("reference"):
         parts.append(f"<p class='reference'><b>Published.</b> {_e(item['reference'])}</p>")
     if item.get("notes"):
         parts.append(f"<p class='notes'><b>Why.</b> {_e(item['notes'])}</p>")
-    for name, rows in dict(item.get("tables", {})).items():
-        parts.append(f"<p class='meta'>{_e(name)}</p>{_rows_table(list(rows))}")
-    for figure in item.get("figures", []):
+    tables = item.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise ValueError(f"claim {item['id']!r}: tables must be an object of row lists, got {type(tables).__name__}")
+    for name, rows in tables.items():
+        table = _rows_table(_dicts(rows, f"claim {item['id']!r}: table {name!r}"))
+        parts.append(f"<p class='meta'>{_e(name)}</p>{table}")
+    figures = item.get("figures") or []
+    if not isinstance(figures, list):
+        raise ValueError(f"claim {item['id']!r}: figures must be a list of paths, got {type(figures).__name__}")
+    for figure in figures:
         parts.append(_embed_figure(run_dir, str(figure)))
     if item.get("error"):
         parts.append(f"<details><summary>error</summary><pre>{_e(item['error'])}</pre></details>")
@@ -154,30 +236,29 @@ def render_claims_html(data: dict[str, Any], run_dir: str | os.PathLike[str]) ->
         raise ValueError("a claims results object needs a 'claims' list")
     folder = Path(run_dir)
     claims = list(data["claims"])
-    for item in claims:
+    for index, item in enumerate(claims):
+        if not isinstance(item, dict):
+            raise ValueError(f"claims[{index}] must be an object, got {type(item).__name__}")
         if "id" not in item or "verdict" not in item:
-            raise ValueError(f"every claim result needs 'id' and 'verdict'; got keys {sorted(item)}")
+            raise ValueError(f"every claim result needs 'id' and 'verdict'; got keys {sorted(map(str, item))}")
     counts: dict[str, int] = {}
     for item in claims:
-        counts[item["verdict"]] = counts.get(item["verdict"], 0) + 1
-    environment = data.get("environment", {})
+        verdict = str(item["verdict"])
+        counts[verdict] = counts.get(verdict, 0) + 1
+    environment = data.get("environment") or {}
     mode = data.get("mode", "quick" if data.get("quick") else "full")
-    env_text = ", ".join(f"{k} {v}" for k, v in environment.items())
+    env_text = ", ".join(f"{k} {v}" for k, v in environment.items()) if isinstance(environment, dict) else environment
     claim_items = [c for c in claims if c.get("kind", "claim") == "claim"]
     reproductions = [c for c in claims if c.get("kind") == "reproduction"]
     sections = [
-        "<!DOCTYPE html>",
-        "<html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        "<title>initlab claims report</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        *_head("initlab claims report"),
         "<h1>initlab claims</h1>",
         "<p>Every claim of the seed texts on weight initialization, run as an experiment. Each verdict is computed "
         "from the measured numbers against the threshold shown next to them: <i>supported</i> when every check "
         "passes, <i>not supported</i> when one fails, <i>inconclusive</i> when one lands within its stated margin "
         "or the experiment could not run.</p>",
         f"<p class='meta'>{_e(mode)} mode · started {_e(data.get('started', ''))} · "
-        f"{float(data.get('seconds', 0.0)):.0f} s · seed {_e(data.get('seed', 0))} · {_e(env_text)}</p>",
+        f"{_number(data.get('seconds', 0.0), 0)} s · seed {_e(data.get('seed', 0))} · {_e(env_text)}</p>",
         "<p class='counts'>" + "".join(
             f"<span class='verdict {_verdict_class(v)}'>{_e(v)}: {n}</span>" for v, n in sorted(counts.items())
         ) + "</p>",
@@ -204,14 +285,13 @@ def _json_block(value: Any, depth: int = 0) -> str:
 
 
 def render_generic_html(data: Any, run_dir: str | os.PathLike[str], title: str = "initlab run") -> str:
-    """A page for any run folder: its JSON as tables and every PNG/SVG image found in the folder."""
+    """A page for any run folder: its JSON as tables and every image (:data:`IMAGE_TYPES`) found in the folder."""
     folder = Path(run_dir)
     images = sorted(
-        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in (".png", ".svg") and p.is_file()
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_TYPES and p.is_file()
     )
     parts = [
-        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>", f"<title>{_e(title)}</title>",
-        f"<style>{_STYLE}</style></head><body>", f"<h1>{_e(title)}</h1>",
+        *_head(title), f"<h1>{_e(title)}</h1>",
         f"<p class='meta'>{_e(folder)}</p>", "<h2>Results</h2>", _json_block(data),
     ]
     if images:
@@ -238,13 +318,18 @@ def write_report(run_dir: str | os.PathLike[str], output: str | os.PathLike[str]
         results = candidates[0]
     try:
         data = json.loads(results.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{results} is not valid JSON: {error}") from error
+    except RecursionError:
+        raise ValueError(f"{results} nests its JSON too deeply to read") from None
     if isinstance(data, dict) and isinstance(data.get("claims"), list):
         page = render_claims_html(data, folder)
     else:
         kind = data.get("kind", "run") if isinstance(data, dict) else "run"
         page = render_generic_html(data, folder, title=f"initlab {kind} report")
     target = Path(output) if output is not None else folder / REPORT_FILE
-    target.write_text(page, encoding="utf-8")
+    try:
+        atomic_write_text(target, page)  # replaces a symbolic link at target instead of writing through it
+    except OSError as error:
+        raise ValueError(f"cannot write the report to {str(target)!r}: {error.strerror or error}") from None
     return target

@@ -3,8 +3,14 @@
 1. Decide (nothing is written): collect the parameters (tied ones once),
    read the data flow if the plan needs it, match every parameter block to
    its first rule, resolve the scheme, check shape, layout and fans, compute
-   the expected statistics and any given values. Every error a plan or a
-   model can cause is raised here, before any parameter changes.
+   the expected statistics and any given values. Then check that every
+   chosen parameter can be written: not created under ``inference_mode``,
+   not an expanded view whose elements share memory, a strided tensor, and,
+   for a parametrized tensor, a ``right_inverse`` on every parametrization
+   that accepts the drawn values (tried on the values themselves, with the
+   parametrization's state restored after). Every error a plan or a model
+   can cause is raised here, before any parameter changes, as a ValueError
+   that names the parameter.
 2. Write, under ``torch.no_grad()``: materialize meta-device modules (new
    empty storage on the target device as ``to_empty`` gives, with tied
    tensors kept tied), then fill each parameter in place from its own stream,
@@ -14,6 +20,12 @@
 
 Then the stages run (data-driven, on ``batch``); a failing stage restores
 every parameter to its value before ``init_model`` was called.
+
+The writes of parametrized and sharded tensors (the ones that run code
+other than a fill) come first, under a snapshot; should one still fail, the
+snapshot is restored and no plain parameter has been touched yet. A
+``KeyboardInterrupt`` during the writes stays a ``KeyboardInterrupt``, with a
+note saying which parameters kept their new values.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
 from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
 from initlab.rng import GeneratorLike, Keyed, derive_generator, derive_seed
 from initlab.schemes.fans import Fans, LayoutLike, fans
+from initlab.schemes.initializer import check_representable
 
 __all__ = ["init_model", "RNG_KINDS"]
 
@@ -201,6 +214,8 @@ def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveConte
             if resolved.scheme is not None:
                 scheme_fans = resolved.scheme.fans_of(block.shape, resolved.layout, resolved.groups)
                 resolved.scheme.check_shape(block.shape, resolved.layout, resolved.groups)
+                check_representable(resolved.scheme, block.shape, resolved.layout, resolved.groups,
+                                    target.tensor.dtype)
                 stats = resolved.scheme.moments(block.shape, resolved.layout, resolved.groups)
         except (ValueError, TypeError) as error:
             where = f"{target.name}" + (f" block {block.label}" if len(target.blocks) > 1 else "")
@@ -235,6 +250,107 @@ def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveConte
     return decision
 
 
+def _writable_problem(name: str, tensor: torch.Tensor) -> str:
+    """Why ``tensor`` cannot be filled in place, or "" when it can."""
+    if tensor.device.type == "meta":
+        return ""  # gets new storage when materialized
+    if tensor.is_inference():
+        return (f"parameter {name} was created under torch.inference_mode and cannot be written outside it; "
+                "re-create it outside inference mode (e.g. nn.Parameter(tensor.clone()))")
+    if tensor.layout != torch.strided:
+        return f"parameter {name} has layout {tensor.layout}; init_model fills dense (strided) tensors only"
+    shared = [dim for dim, (size, stride) in enumerate(zip(tensor.shape, tensor.stride())) if size > 1 and stride == 0]
+    if shared:
+        return (f"parameter {name} is an expanded view (stride 0 along dim {shared[0]}): its elements share memory "
+                "and cannot hold independent values; give it its own storage (nn.Parameter(tensor.clone())) first")
+    return ""
+
+
+def _parametrization_state(target: Target) -> list[tuple[nn.Module, str, str, torch.Tensor | None]]:
+    """(module, "param"/"buffer", name, copy) of every tensor the parametrizations of ``target`` hold."""
+    state: list[tuple[nn.Module, str, str, torch.Tensor | None]] = []
+    for module in _parametrization_list(target).modules():
+        for kind, store in (("param", module._parameters), ("buffer", module._buffers)):
+            for key, tensor in store.items():
+                state.append((module, kind, key, None if tensor is None else tensor.detach().clone()))
+    return state
+
+
+def _put_back(state: list[tuple[nn.Module, str, str, torch.Tensor | None]]) -> None:
+    with torch.no_grad():
+        for module, kind, key, saved in state:
+            store = module._parameters if kind == "param" else module._buffers
+            current = store.get(key)
+            if saved is None or current is None or current.shape != saved.shape or current.dtype != saved.dtype:
+                if kind == "buffer":
+                    module._buffers[key] = saved
+                continue
+            current.copy_(saved)
+
+
+def _try_right_inverse(decision: _Decision, rng: str, seed: int) -> None:
+    """Draw the values of a parametrized target and run them through every ``right_inverse``.
+
+    The parametrizations' own tensors are restored afterwards (orthogonal's
+    ``right_inverse`` replaces its ``base`` buffer); the drawn values are kept
+    in ``decision.values`` so that the write uses exactly the values tried.
+    """
+    target = decision.target
+    plist = _parametrization_list(target)
+    for parametrization in plist:
+        if not callable(getattr(parametrization, "right_inverse", None)):
+            raise ValueError(
+                f"parameter {target.name}: parametrization {type(parametrization).__name__} has no right_inverse, "
+                "so no value can be written through it; give it a right_inverse, remove it "
+                "(torch.nn.utils.parametrize.remove_parametrizations) before init_model, or keep this parameter "
+                f"out of the plan (rule 'name:{target.name}=keep' or '{target.name}=keep')"
+            )
+    with torch.no_grad():
+        current = getattr(target.module, target.local_name)
+    if current.device.type == "meta":
+        return
+    if decision.values is None:
+        value = torch.empty_like(current)
+        _fill_blocks(value, decision, _stream(rng, seed, target.name, value.device))
+    else:
+        value = decision.values.to(current)
+    state = _parametrization_state(target)
+    try:
+        with torch.no_grad():
+            result: Any = value
+            for parametrization in reversed(list(plist)):
+                result = parametrization.right_inverse(result)
+    except Exception as error:
+        raise ValueError(
+            f"parameter {target.name}: the right_inverse of its parametrization "
+            f"{', '.join(type(p).__name__ for p in plist)} refuses the planned values "
+            f"({type(error).__name__}: {error}); remove the parametrization before init_model or keep this "
+            "parameter out of the plan"
+        ) from error
+    finally:
+        _put_back(state)
+    decision.values = value
+
+
+def _check_writable(decisions: list[_Decision], rng: str, seed: int) -> None:
+    """Raise the ValueError a write would raise, for every parameter that is going to be written."""
+    for decision in decisions:
+        if decision.status != "initialized":
+            continue
+        target = decision.target
+        if target.parametrized:
+            plist = _parametrization_list(target)
+            for name, original in zip(target.parametrized, plist.parameters(recurse=False)):
+                problem = _writable_problem(name, original)
+                if problem:
+                    raise ValueError(problem)
+            _try_right_inverse(decision, rng, seed)
+            continue
+        problem = _writable_problem(target.name, _current_tensor(target))
+        if problem:
+            raise ValueError(problem)
+
+
 def _given_values(rule: Rule, target: Target, rng: str, seed: int) -> torch.Tensor:
     assert isinstance(rule.value, TensorValue)
     device = target.tensor.device if target.tensor.device.type != "meta" else torch.device("cpu")
@@ -246,6 +362,13 @@ def _given_values(rule: Rule, target: Target, rng: str, seed: int) -> torch.Tens
         )
     if not values.is_floating_point():
         raise TypeError(f"plan rule {rule} gives {values.dtype} values for floating parameter {target.name}")
+    finite = torch.isfinite(values)
+    if values.device.type != "meta" and not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"plan rule {rule} gives {bad} NaN or infinite value(s) of {values.numel()} for parameter "
+            f"{target.name}; given values must all be finite"
+        )
     return values.detach()
 
 
@@ -362,7 +485,7 @@ def _snapshot(decisions: list[_Decision]) -> _Snapshot:
         target = decision.target
         if target.parametrized:
             plist = _parametrization_list(target)
-            saved[i] = (decision, [p.detach().clone() for p in plist.parameters(recurse=False)])
+            saved[i] = (decision, [t.detach().clone() for t in (*plist.parameters(), *plist.buffers())])
         else:
             tensor = _current_tensor(target)
             if tensor.device.type != "meta":
@@ -376,8 +499,9 @@ def _restore(saved: _Snapshot) -> None:
             target = decision.target
             if target.parametrized:
                 plist = _parametrization_list(target)
-                for p, value in zip(plist.parameters(recurse=False), values):
-                    p.copy_(value)
+                for tensor, value in zip((*plist.parameters(), *plist.buffers()), values):
+                    if tensor.shape == value.shape:
+                        tensor.copy_(value)
             else:
                 _current_tensor(target).copy_(values[0])
 
@@ -487,11 +611,13 @@ def init_model(
     notes.extend(f"rule {rule} matched no parameter" for index, (rule, origin) in enumerate(rules)
                  if origin == "plan" and index not in used)
     _check_sharded(decisions, rng)
+    _check_writable(decisions, rng, seed)
     meta_modules = _meta_modules(model)
     target_device = torch.device(device if device is not None else "cpu")
+    risky_decisions = [d for d in decisions if d.target.parametrized or _is_dtensor(d.target.tensor)]
     saved = _snapshot(decisions) if stages else {}
-    risky = {} if stages else _snapshot([d for d in decisions if d.target.parametrized or _is_dtensor(d.target.tensor)])
-    _write_all(model, decisions, meta_modules, target_device, notes, saved or risky, rng, seed)
+    risky = {} if stages else _snapshot(risky_decisions)
+    _write_all(model, decisions, risky_decisions, meta_modules, target_device, notes, saved, risky, rng, seed)
     if meta_modules:
         stale = [d.target.name for d in decisions if d.status != "initialized"]
         if stale:
@@ -511,28 +637,39 @@ def init_model(
     )
 
 
-def _write_all(model: nn.Module, decisions: list[_Decision], meta_modules: list[nn.Module], device: torch.device,
-               notes: list[str], saved: _Snapshot, rng: str, seed: int) -> None:
-    """The writing phase: materialize meta modules, write every decided parameter; restore ``saved`` on failure."""
+def _write_all(model: nn.Module, decisions: list[_Decision], risky_decisions: list[_Decision],
+               meta_modules: list[nn.Module], device: torch.device, notes: list[str], saved: _Snapshot,
+               risky: _Snapshot, rng: str, seed: int) -> None:
+    """The writing phase: materialize meta modules, write every decided parameter; restore on failure.
+
+    ``saved`` holds every decided parameter (when stages follow), ``risky``
+    the ones whose write runs code other than a fill (parametrizations,
+    DTensors), which go first so that a failure among them leaves the rest
+    untouched.
+    """
+    order = [*risky_decisions, *(d for d in decisions if not (d.target.parametrized or _is_dtensor(d.target.tensor)))]
     written: list[str] = []
     try:
         with torch.no_grad():
             if meta_modules:
                 _materialize(model, meta_modules, device, notes)
-            for decision in decisions:
+            for decision in order:
                 if decision.status == "initialized":
                     _write(decision, rng, seed)
                     written.append(decision.target.name)
     except BaseException as error:
         if meta_modules:
             _move_storage(meta_modules, "meta", from_meta=False)
-        _restore(saved)
-        if isinstance(error, ValueError | TypeError) or not written:
+        _restore(saved or risky)
+        kept = [name for name in written if not saved and name not in {d.target.name for d in risky_decisions}]
+        if not kept:
             raise
-        raise RuntimeError(
-            f"init_model failed while writing after {len(written)} parameter(s) ({', '.join(written[:5])}"
-            f"{', ...' if len(written) > 5 else ''}); parameters without a snapshot keep their new values"
-        ) from error
+        note = (f"init_model was stopped while writing: {len(kept)} parameter(s) without a snapshot keep their new "
+                f"values ({', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}); the others are as before")
+        if isinstance(error, Exception) and not isinstance(error, ValueError | TypeError):
+            raise RuntimeError(note) from error
+        _add_note(error, note)
+        raise
 
 
 def _flow(model: nn.Module, targets: list[Target], plan: Plan, example: Any, context: ResolveContext,
@@ -567,6 +704,14 @@ def _run_stages_or_restore(model: nn.Module, stages: list[tuple[StageSpec, Stage
         else:
             _restore(saved)
         raise
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)`` (Python 3.11+); on 3.10 the note goes into ``__notes__`` all the same."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
 def _describe_rng(rng: str) -> str:

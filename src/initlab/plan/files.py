@@ -58,18 +58,53 @@ def _suffix(file: Path) -> str:
     return suffix
 
 
+def _unique_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A JSON object / YAML mapping as a dict, refusing a key given twice (parsers keep the last one silently)."""
+    data: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"key {key!r} is given twice")
+        data[key] = value
+    return data
+
+
+def _yaml_loads(text: str) -> Any:
+    yaml = _yaml()
+
+    class UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[name-defined]  # yaml is imported at run time: mypy sees no classes in it
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        return _unique_pairs([(loader.construct_object(k, deep=deep), loader.construct_object(v, deep=deep))
+                              for k, v in node.value])
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no tag runs code
+
+
 def read_plan_file(path: str | os.PathLike[str]) -> Any:
-    """The data a plan file holds: a mapping of rules (the dict form) or a plan string."""
+    """The data a plan file holds: a mapping of rules (the dict form) or a plan string.
+
+    A key given twice, malformed text, YAML tags that are not plain data and
+    undecodable bytes are a ValueError that names the file.
+    """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"plan file {str(file)!r} does not exist")
     suffix = _suffix(file)
-    text = file.read_text()
-    if suffix == ".json":
-        return json.loads(text)
-    if suffix == ".toml":
-        return _toml_loads(text)
-    return _yaml().safe_load(text)
+    unreadable: tuple[type[BaseException], ...] = (ValueError, RecursionError)  # TOML, JSON, UTF-8 errors are ValueErrors
+    if suffix in (".yaml", ".yml"):
+        unreadable += (_yaml().YAMLError,)  # malformed text, tags that are not plain data
+    try:
+        text = file.read_text(encoding="utf-8")
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        if suffix == ".toml":
+            return _toml_loads(text)
+        return _yaml_loads(text)
+    except unreadable as error:
+        raise ValueError(f"plan file {str(file)!r} cannot be read: {' '.join(str(error).split())}") from None
 
 
 def write_plan_file(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:

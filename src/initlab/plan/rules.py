@@ -297,6 +297,7 @@ class Plan:
             elif key == "stage":
                 stages.append(StageSpec.parse(value))
             else:
+                _refuse_repeated_key(key, rules, source)
                 rules.append(Rule(key, parse_value(value, f"plan rule {key}={value}")))
         return cls(tuple(rules), default, base, tuple(stages))
 
@@ -391,6 +392,13 @@ class Plan:
         for stage in self.effective_stages():
             lines.append(f"  then stage {stage}")
         return "\n".join(lines)
+
+
+def _refuse_repeated_key(key: str, rules: list[Rule], source: str) -> None:
+    """A key given twice would leave its second rule dead (the first match wins): say so instead."""
+    if any(rule.key.strip() == key.strip() for rule in rules):
+        raise ValueError(f"plan {source!r} gives rule key {key.strip()!r} twice; the first would always win: "
+                         "give each key once")
 
 
 # what ``init_model(model, plan=...)`` and ``Plan.coerce`` accept: a Plan, a ready plan name or plan

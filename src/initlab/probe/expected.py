@@ -38,7 +38,8 @@ from initlab.rng.checks import check_number
 from initlab.schemes.fans import fans as layout_fans
 from initlab.schemes.gains import activation_function, gaussian_expectation
 
-__all__ = ["ChainRow", "normalise_expected", "expected_stds", "mean_field_predictions"]
+__all__ = ["ChainRow", "normalise_expected", "expected_stds", "mean_field_predictions", "check_expected_names",
+           "batch_size_of"]
 
 _WEIGHT_KINDS = ("linear", "conv", "conv_transpose")
 
@@ -84,6 +85,40 @@ def normalise_expected(expected: Any) -> dict[str, float]:
             continue
         result[name] = check_number(f"expected[{name!r}]", value, minimum=0.0)
     return result
+
+
+def check_expected_names(model: nn.Module, expected: Mapping[str, float]) -> None:
+    """ValueError listing the names of ``expected`` that are neither a parameter nor a layer of ``model``.
+
+    A misspelt name would otherwise be ignored and its layer left without an
+    expected std, silently.
+    """
+    from torch.nn.utils import parametrize
+
+    known = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        known.add(module_name)
+        if parametrize.is_parametrized(module):
+            prefix = f"{module_name}." if module_name else ""
+            known.update(f"{prefix}{tensor_name}" for tensor_name in module.parametrizations)
+    unknown = sorted(name for name in expected if name not in known)
+    if unknown:
+        examples = sorted(name for name, _ in model.named_parameters())[:6]
+        raise ValueError(
+            f"expected names {', '.join(map(repr, unknown[:10]))}{' ...' if len(unknown) > 10 else ''} are not "
+            f"parameters or layers of the model; expected takes parameter names (e.g. "
+            f"{', '.join(examples) or 'none'}) or layer names"
+        )
+
+
+def batch_size_of(batch: Any) -> int | None:
+    """The number of samples in ``batch`` (dim 0 of its first tensor), or None when it holds no sized tensor."""
+    from initlab.probe.collector import first_tensor
+
+    tensor = first_tensor(batch)
+    if tensor is None or tensor.dim() == 0:
+        return None
+    return int(tensor.shape[0])
 
 
 def _fan_in(row: ChainRow) -> int | None:

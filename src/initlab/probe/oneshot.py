@@ -19,11 +19,12 @@ from torch.nn import functional
 
 from initlab.probe.build import build_report, record_of, row_meta, symmetry_of, to_host
 from initlab.probe.collector import Collector, first_tensor
-from initlab.probe.expected import normalise_expected
+from initlab.probe.expected import batch_size_of, check_expected_names, normalise_expected
 from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
 from initlab.probe.verdicts import Thresholds
+from initlab.rng.checks import check_choice
 from initlab.rng.deprecation import warn_deprecated
 
 __all__ = ["audit", "call_model", "form_loss"]
@@ -154,15 +155,9 @@ def audit(
     >>> [row.verdict for row in report.rows]
     ['healthy', 'healthy']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-    if thresholds is None:
-        thresholds = Thresholds()
-    elif not isinstance(thresholds, Thresholds):
-        raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
+    thresholds = _check_arguments(model, batch, mode, thresholds)
     expected_map = normalise_expected(expected)
+    check_expected_names(model, expected_map)
     batch = _grad_input(batch)
     saved_modes = _set_mode(model, mode)
     saved_buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
@@ -203,6 +198,20 @@ def audit(
         loss=float(host[-1][0]) if loss_value is not None else None,
         title=title,
     )
+
+
+def _check_arguments(model: Any, batch: Any, mode: Any, thresholds: Any) -> Thresholds:
+    """The thresholds to use, once model, batch and mode are checked."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_choice("mode", mode, _MODES)
+    if batch_size_of(batch) == 0:
+        raise ValueError("batch holds 0 samples (dim 0 of its first tensor); an audit needs at least 1 sample")
+    if thresholds is None:
+        return Thresholds()
+    if not isinstance(thresholds, Thresholds):
+        raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
+    return thresholds
 
 
 def _gradients(model: nn.Module, batch: Any, loss: torch.Tensor | None) -> dict[str, torch.Tensor | None]:

@@ -46,7 +46,7 @@ from initlab.probe.build import (
     to_host,
 )
 from initlab.probe.collector import ACC, PARAM, Collector, RowState
-from initlab.probe.expected import normalise_expected
+from initlab.probe.expected import check_expected_names, normalise_expected
 from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
@@ -144,6 +144,7 @@ class Probe:
         self.rank_every = rank_every
         self._rank_samples = rank_samples
         self._expected = normalise_expected(expected)
+        check_expected_names(model, self._expected)
         self._step = 0
         self._step_has_data = False
         self._forward_seen = False

@@ -28,12 +28,13 @@ for tensors whose fans come from elsewhere (a bias takes its weight's fans).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from initlab.rng.checks import check_int
 
-__all__ = ["Fans", "fans", "LAYOUTS", "torch_fans", "LayoutLike"]
+__all__ = ["Fans", "fans", "LAYOUTS", "torch_fans", "LayoutLike", "shape_of"]
 
 LAYOUTS = ("linear", "conv", "conv_transpose", "embedding", "keras", "jax", "vector")
 
@@ -45,6 +46,10 @@ class Fans:
     fan_in: int
     fan_out: int
     receptive: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("fan_in", "fan_out", "receptive"):
+            check_int(f"Fans: {name}", getattr(self, name), minimum=0)
 
     @property
     def fan_avg(self) -> float:
@@ -64,14 +69,19 @@ class Fans:
 LayoutLike = str | Fans
 
 
-def _shape(shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in shape)
-    except TypeError as error:
-        raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from error
+def shape_of(shape: Sequence[int]) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints >= 0; a size that is not an integer (4.5, "4", True) is a TypeError."""
+    if isinstance(shape, str | bytes) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"shape must be a sequence of ints, got {shape!r}")
+    dims = []
+    for size in shape:
+        if isinstance(size, bool) or not hasattr(size, "__index__"):
+            raise TypeError(f"shape must be a sequence of ints, got {tuple(shape)!r} (size {size!r})")
+        dims.append(operator.index(size))
     if any(d < 0 for d in dims):
-        raise ValueError(f"shape must not have negative sizes, got {dims}")
-    return dims
+        raise ValueError(f"shape must not have negative sizes, got {tuple(dims)}")
+    return tuple(dims)
+
 
 
 def _check_groups(groups: int, channels: int, what: str) -> None:
@@ -91,9 +101,10 @@ def fans(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -
     Zero-size dimensions give zero fans; schemes treat zero-element tensors as
     a no-op and never divide by them.
     """
+    check_int("groups", groups, minimum=1)
     if isinstance(layout, Fans):
         return layout
-    dims = _shape(shape)
+    dims = shape_of(shape)
     rank = len(dims)
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} or a Fans object, got {layout!r}")
@@ -138,7 +149,7 @@ def torch_fans(shape: Sequence[int]) -> Fans:
     Used by the ``torch_default`` preset to reproduce torch formula for formula
     (including its fans for grouped and transposed convolutions).
     """
-    dims = _shape(shape)
+    dims = shape_of(shape)
     if len(dims) < 2:
         raise ValueError(f"torch computes fans only for tensors with at least 2 dims, got shape {dims}")
     receptive = math.prod(dims[2:])

@@ -195,9 +195,9 @@ def resolve_activation(
     if isinstance(activation, str):
         name = _canonical_name(activation)
         fn, default = ACTIVATIONS[name]
-        value = default if param is None else float(param)
         if param is not None and default is None:
             raise ValueError(f"activation {name!r} takes no parameter, got param={param!r}")
+        value = default if param is None else _finite_param(name, "param", param)
         return name, value, functools.partial(_apply, fn, value)
     if isinstance(activation, nn.GELU):
         name = "gelu_tanh" if activation.approximate == "tanh" else "gelu"
@@ -206,13 +206,13 @@ def resolve_activation(
         known = _MODULES.get(type(activation))
         if known is not None:
             name, attribute = known
-            value = float(getattr(activation, attribute)) if attribute else None
+            value = _finite_param(repr(activation), attribute, getattr(activation, attribute)) if attribute else None
             return name, value, functools.partial(_apply, ACTIVATIONS[name][0], value)
         if isinstance(activation, nn.PReLU):
             weight = activation.weight.detach()
             if weight.numel() != 1:
                 raise ValueError("gain of a PReLU with per-channel slopes is not a single number")
-            value = float(weight.item())
+            value = _finite_param("PReLU", "weight", weight.item())
             return "prelu", value, functools.partial(_apply, ACTIVATIONS["prelu"][0], value)
         return None, None, _module_function(activation)
     if callable(activation):
@@ -220,6 +220,17 @@ def resolve_activation(
     raise TypeError(
         f"activation must be a name, an nn.Module, a callable or None, got {type(activation).__name__}"
     )
+
+
+def _finite_param(owner: str, argument: str, value: Any) -> float:
+    """An activation's parameter (slope, alpha) as a finite float, or a ValueError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"activation {owner}: {argument} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"activation {owner}: {argument} must be a finite number, got {value!r}")
+    return number
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -294,7 +305,7 @@ def _torch_gain(activation: ActivationLike, param: float | None) -> float:
     if isinstance(activation, str):
         key = activation.strip().lower()
         if key in _TORCH_TABLE:
-            slope = 0.01 if param is None else float(param)
+            slope = 0.01 if param is None else _finite_param(key, "param", param)
             return _TORCH_TABLE[key](slope)
     name, value, _ = resolve_activation(activation, param)
     if name in _TORCH_TABLE:

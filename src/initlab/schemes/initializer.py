@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from initlab.rng import GeneratorLike, check_generator
-from initlab.schemes.fans import LAYOUTS, Fans, LayoutLike, fans
+from initlab.schemes.fans import LAYOUTS, Fans, LayoutLike, fans, shape_of
 from initlab.schemes.strings import format_value
 
-__all__ = ["Initializer", "Description", "Moments"]
+__all__ = ["Initializer", "Description", "Moments", "check_representable"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -166,6 +166,7 @@ class Initializer:
         shape = tuple(tensor.shape)
         scheme_fans = self.fans_of(shape, layout, groups)
         self.check_shape(shape, layout, groups)
+        check_representable(self, shape, layout, groups, tensor.dtype)
         if tensor.numel() == 0 or tensor.is_meta:
             return tensor
         with torch.no_grad():
@@ -190,9 +191,10 @@ class Initializer:
         """A new tensor of ``shape`` and ``dtype`` filled by this scheme."""
         _check_float_dtype(self.name, dtype, "dtype")
         check_generator(generator)
-        dims = tuple(int(d) for d in shape)
+        dims = shape_of(shape)
         scheme_fans = self.fans_of(dims, layout, groups)
         self.check_shape(dims, layout, groups)
+        check_representable(self, dims, layout, groups, dtype)
         buffer = torch.empty(dims, dtype=_compute_dtype(dtype), device=device)
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
@@ -245,7 +247,7 @@ class Initializer:
 
     def describe(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Description:
         """Fans, gain, expected mean/std, bounds, formula and reference for ``shape``."""
-        dims = tuple(int(d) for d in shape)
+        dims = shape_of(shape)
         scheme_fans = self.fans_of(dims, layout, groups)
         self.check_shape(dims, layout, groups)
         stats = self.moments(dims, layout, groups)
@@ -288,6 +290,35 @@ class Initializer:
 
     def __repr__(self) -> str:
         return str(self)
+
+
+# values beyond this many standard deviations from the mean are not expected from an unbounded scheme
+REPRESENTABLE_SIGMAS = 6.0
+
+
+def check_representable(
+    scheme: Initializer, shape: tuple[int, ...], layout: LayoutLike, groups: int, dtype: torch.dtype
+) -> None:
+    """ValueError when the values ``scheme`` promises for ``shape`` overflow ``dtype`` (they would fill inf).
+
+    The support must lie within the largest finite value of ``dtype`` (and of
+    float32, where the values are drawn): the bounds where the scheme has
+    them, else |mean| + 6 std.
+    """
+    try:
+        stats = scheme.moments(shape, layout, groups)
+    except NotImplementedError:
+        return
+    reach = max(abs(stats.bounds[0]), abs(stats.bounds[1])) if stats.bounds is not None else (
+        abs(stats.mean) + REPRESENTABLE_SIGMAS * stats.std)
+    largest = min(torch.finfo(dtype).max, torch.finfo(_compute_dtype(dtype)).max)
+    if not math.isfinite(reach) or reach > largest:
+        what = f"bounds {stats.bounds}" if stats.bounds is not None else f"mean {stats.mean:.4g}, std {stats.std:.4g}"
+        raise ValueError(
+            f"{scheme}: values with {what} overflow {str(dtype).replace('torch.', '')} (largest finite "
+            f"{largest:.4g}): they would be inf; choose parameters that keep "
+            f"{'|bounds|' if stats.bounds is not None else '|mean| + 6 std'} <= {largest:.4g}"
+        )
 
 
 def _representable_inside(

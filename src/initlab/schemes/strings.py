@@ -74,5 +74,7 @@ def parse_call(text: str, what: str = "scheme string") -> tuple[str, tuple[Any, 
     for keyword in tree.keywords:
         if keyword.arg is None:
             raise ValueError(f"malformed {what} {text!r}: '**' is not accepted")
+        if keyword.arg in kwargs:  # the parser keeps both; calling would refuse them, so do we
+            raise ValueError(f"{what} {text!r} gives {keyword.arg!r} twice; give each parameter once")
         kwargs[keyword.arg] = _literal(keyword.value, source, what)
     return tree.func.id, args, kwargs

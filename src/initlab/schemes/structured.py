@@ -16,7 +16,7 @@ import torch
 
 from initlab import rng
 from initlab.rng import CounterStream, GeneratorLike
-from initlab.rng.checks import check_choice, check_number
+from initlab.rng.checks import check_choice, check_int, check_number
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.initializer import Initializer, Moments
 from initlab.schemes.registry import register
@@ -289,8 +289,7 @@ class Dirac(Initializer):
     reference = "torch.nn.init.dirac_; Zagoruyko & Komodakis 2017, DiracNets"
 
     def __post_init__(self) -> None:
-        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
-            raise ValueError(f"{self.name}: groups must be a positive int, got {self.groups!r}")
+        check_int(f"{self.name}: groups", self.groups, minimum=1)
         object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def _groups(self, groups: int) -> int:

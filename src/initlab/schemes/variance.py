@@ -135,6 +135,20 @@ class _VarianceScalingBase(Initializer):
         assert fans is not None
         fill_with_std_(out, self._std(fans), self._config()[3], generator)
 
+    def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
+        """A tensor with elements needs a positive fan: std = gain * sqrt(scale / n) is undefined at n = 0."""
+        if math.prod(shape) == 0:
+            return
+        scheme_fans = self.fans_of(shape, layout, groups)
+        assert scheme_fans is not None
+        mode = self._config()[1]
+        if scheme_fans.of(mode) == 0:
+            raise ValueError(
+                f"{self.name}: {mode} is 0 for a tensor of shape {tuple(shape)} with {math.prod(shape)} elements "
+                f"(fans {scheme_fans.fan_in}, {scheme_fans.fan_out}); std = gain * sqrt(scale / {mode}) needs "
+                f"{mode} >= 1: declare a layout (or Fans) whose {mode} is positive"
+            )
+
     def moments(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Moments:
         scheme_fans = self.fans_of(shape, layout, groups)
         assert scheme_fans is not None
