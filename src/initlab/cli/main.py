@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "theory": ("initlab.cli.theory_cmd", "mean-field signal propagation: fixed points, depth scales, phase diagram"),
     "lsuv": ("initlab.cli.lsuv_cmd", "data-driven initialization of a model spec (LSUV and friends)"),
     "compare": ("initlab.cli.compare_cmd", "train a model under several inits and seeds, with a leaderboard"),
-    "claims": ("initlab.cli.claims_cmd", "run every claim of the seed texts as an experiment"),
+    "claims": ("initlab.cli.claims_cmd", "run the claims about initialization as pre-registered experiments"),
     "report": ("initlab.cli.report_cmd", "write the HTML report of a finished run directory"),
 }
 

@@ -1,4 +1,4 @@
-"""One self-contained HTML file for a finished run: the claims table, every claim's checks and figures.
+"""One self-contained HTML file for a finished run: the claims table, every claim's rules and figures.
 
 The page needs no network and no server: styles are inline and every figure
 is embedded as a base64 data URI (PNG) or inline SVG. ``write_report(run_dir)``
@@ -6,8 +6,9 @@ reads ``results.json`` (written by ``initlab claims`` or another lab command)
 and the figures next to it, and writes ``report.html`` beside them.
 
 For a claims run each claim is a ``<section class="claim" data-claim-id=...>``
-with its verdict, the checks (value, threshold, status), its tables and
-figures (``<figure data-figure="figures/...">``). Other run folders (e.g.
+with its verdict, hypothesis, rules (value with its interval, threshold,
+status), tables and figures (``<figure data-figure="figures/...">``); the
+claim-specific pieces come from :mod:`initlab.lab.claims.html`. Other run folders (e.g.
 ``initlab compare``) get a generic page: the JSON as tables and every image
 in the folder.
 """
@@ -90,66 +91,10 @@ def _rows_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _checks_table(checks: list[dict[str, Any]]) -> str:
-    if not checks:
-        return "<p class='meta'>No checks were measured.</p>"
-    body = []
-    for check in checks:
-        status = str(check.get("status", ""))
-        why = check.get("why") or ""
-        body.append(
-            f"<tr><td>{_e(check.get('label', ''))}</td><td>{_e(check.get('value_text', check.get('value', '')))}</td>"
-            f"<td>{_e(check.get('threshold_text', ''))}</td><td class='s-{_e(status)}'>{_e(status)}</td>"
-            f"<td>{_e(why)}</td></tr>"
-        )
-    return ("<table class='checks'><thead><tr><th>measured</th><th>value</th><th>threshold</th><th>status</th>"
-            "<th>why this threshold</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
-
-
-def _summary_table(claims: list[dict[str, Any]]) -> str:
-    rows = []
-    for item in claims:
-        verdict = str(item.get("verdict", ""))
-        rows.append(
-            f"<tr data-claim-row='{_e(item['id'])}'><td><a href='#claim-{_e(item['id'])}'>{_e(item['id'])}</a></td>"
-            f"<td>{_e(item.get('statement') or item.get('title', ''))}</td><td>{_e(item.get('source', ''))}</td>"
-            f"<td>{_e(item.get('measurement', ''))}</td><td>{_e(item.get('number', ''))}</td>"
-            f"<td>{_e(item.get('threshold', ''))}</td>"
-            f"<td><span class='verdict {_verdict_class(verdict)}'>{_e(verdict)}</span></td></tr>"
-        )
-    return ("<table id='claims-table'><thead><tr><th>id</th><th>claim</th><th>source</th><th>measured</th>"
-            "<th>number</th><th>threshold</th><th>verdict</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-
-
-def _claim_section(item: dict[str, Any], run_dir: Path) -> str:
-    verdict = str(item.get("verdict", ""))
-    parts = [
-        f"<section class='claim' id='claim-{_e(item['id'])}' data-claim-id='{_e(item['id'])}' data-verdict='{_e(verdict)}'>",
-        f"<h3>{_e(item['id'])}. {_e(item.get('title', ''))} "
-        f"<span class='verdict {_verdict_class(verdict)}'>{_e(verdict)}</span></h3>",
-        f"<p><b>Claim.</b> {_e(item.get('statement', ''))}</p>",
-        f"<p class='meta'>Source: {_e(item.get('source', ''))}"
-        + (f" · Setting: {_e(item['setting'])}" if item.get("setting") else "")
-        + f" · {float(item.get('seconds', 0.0)):.1f} s</p>",
-        f"<p><b>Measured.</b> {_e(item.get('measurement', ''))}</p>",
-        _checks_table(list(item.get("checks", []))),
-    ]
-    if item.get("reference"):
-        parts.append(f"<p class='reference'><b>Published.</b> {_e(item['reference'])}</p>")
-    if item.get("notes"):
-        parts.append(f"<p class='notes'><b>Why.</b> {_e(item['notes'])}</p>")
-    for name, rows in dict(item.get("tables", {})).items():
-        parts.append(f"<p class='meta'>{_e(name)}</p>{_rows_table(list(rows))}")
-    for figure in item.get("figures", []):
-        parts.append(_embed_figure(run_dir, str(figure)))
-    if item.get("error"):
-        parts.append(f"<details><summary>error</summary><pre>{_e(item['error'])}</pre></details>")
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
 def render_claims_html(data: dict[str, Any], run_dir: str | os.PathLike[str]) -> str:
     """The HTML page of a claims run (``results.json`` content) whose figures live under ``run_dir``."""
+    from initlab.lab.claims import html as claims_html
+
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise ValueError("a claims results object needs a 'claims' list")
     folder = Path(run_dir)
@@ -157,39 +102,35 @@ def render_claims_html(data: dict[str, Any], run_dir: str | os.PathLike[str]) ->
     for item in claims:
         if "id" not in item or "verdict" not in item:
             raise ValueError(f"every claim result needs 'id' and 'verdict'; got keys {sorted(item)}")
-    counts: dict[str, int] = {}
-    for item in claims:
-        counts[item["verdict"]] = counts.get(item["verdict"], 0) + 1
     environment = data.get("environment", {})
     mode = data.get("mode", "quick" if data.get("quick") else "full")
     env_text = ", ".join(f"{k} {v}" for k, v in environment.items())
-    claim_items = [c for c in claims if c.get("kind", "claim") == "claim"]
-    reproductions = [c for c in claims if c.get("kind") == "reproduction"]
+    claim_items = [c for c in claims if c.get("group", c.get("kind", "claim")) != "reproduction"]
+    reproductions = [c for c in claims if c.get("group", c.get("kind")) == "reproduction"]
+
+    def embed(name: str) -> str:
+        return _embed_figure(folder, name)
+
     sections = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<title>initlab claims report</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{_STYLE}{claims_html.STYLE}</style></head><body>",
         "<h1>initlab claims</h1>",
-        "<p>Every claim of the seed texts on weight initialization, run as an experiment. Each verdict is computed "
-        "from the measured numbers against the threshold shown next to them: <i>supported</i> when every check "
-        "passes, <i>not supported</i> when one fails, <i>inconclusive</i> when one lands within its stated margin "
-        "or the experiment could not run.</p>",
+        claims_html.intro(),
         f"<p class='meta'>{_e(mode)} mode · started {_e(data.get('started', ''))} · "
-        f"{float(data.get('seconds', 0.0)):.0f} s · seed {_e(data.get('seed', 0))} · {_e(env_text)}</p>",
-        "<p class='counts'>" + "".join(
-            f"<span class='verdict {_verdict_class(v)}'>{_e(v)}: {n}</span>" for v, n in sorted(counts.items())
-        ) + "</p>",
+        f"{_e(round(float(data.get('seconds', 0.0) or 0.0)))} s · seed {_e(data.get('seed', 0))} · {_e(env_text)}</p>",
+        claims_html.counts(claims),
         "<h2>Claims table</h2>",
-        _summary_table(claims),
+        claims_html.summary_table(claims),
     ]
     if claim_items:
-        sections.append("<h2>Claims of the seed texts</h2>")
-        sections.extend(_claim_section(item, folder) for item in claim_items)
+        sections.append("<h2>Claims</h2>")
+        sections.extend(claims_html.claim_section(item, embed) for item in claim_items)
     if reproductions:
         sections.append("<h2>Classic results reproduced</h2>")
-        sections.extend(_claim_section(item, folder) for item in reproductions)
+        sections.extend(claims_html.claim_section(item, embed) for item in reproductions)
     sections.append("</body></html>")
     return "\n".join(sections)
 
