@@ -25,7 +25,7 @@ from initlab.lab.data import Dataset, load_dataset
 from initlab.lab.trainer import RunResult
 
 __all__ = ["Arm", "ArmRuns", "dataset", "train_arms", "finals", "figure", "fmt", "curve_band", "loss_table", "mean_text",
-           "hidden_linears", "output_linear"]
+           "hidden_linears", "output_linear", "plot_losses"]
 
 # an init: a plan string for initlab.init_model, or a callable (model, seed) -> None
 InitLike = str | Callable[[nn.Module, int], Any]
@@ -178,6 +178,32 @@ def curve_band(axis: Any, steps: np.ndarray, table: np.ndarray, label: str, colo
     """Median over seeds as a line, min-max over seeds as a band."""
     axis.plot(steps, np.median(table, axis=0), color=color, lw=1.4, label=label)
     axis.fill_between(steps, table.min(axis=0), table.max(axis=0), color=color, alpha=0.2, lw=0)
+
+
+def plot_losses(
+    axis: Any,
+    runs: dict[str, list[RunResult]],
+    *,
+    xlabel: str = "SGD step",
+    ylabel: str = "training loss (batch)",
+    clip: float | None = None,
+    suffix: str = "",
+) -> None:
+    """One median line and min-max band per arm of the logged training losses, with labelled axes.
+
+    ``clip`` caps the losses (and diverged runs) at that value on a log axis.
+    """
+    for index, (label, results) in enumerate(runs.items()):
+        steps, table = loss_table(results, cap=clip if clip is not None else math.inf)
+        if clip is not None:
+            table = np.clip(table, 1.0 / clip, clip)
+        curve_band(axis, steps, table, f"{label}{suffix}", f"C{index}")
+    if clip is not None:
+        axis.set_yscale("log")
+        ylabel = f"{ylabel}, clipped to {clip:g}"
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend()
 
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 4.4, height: float = 3.3, **kwargs: Any) -> Any:

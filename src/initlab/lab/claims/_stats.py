@@ -33,6 +33,7 @@ __all__ = [
     "bootstrap",
     "difference",
     "exact",
+    "geometric_mean",
     "mean",
     "ratio",
     "slope",
@@ -101,6 +102,13 @@ def exact(value: float, n: int = 1, method: str = "exact (no sampling)") -> Meas
 def mean(values: Sequence[float] | np.ndarray, what: str = "seeds") -> Measurement:
     """The mean over seeds."""
     return bootstrap(lambda a: a.mean(axis=1), values, what=what)
+
+
+def geometric_mean(values: Sequence[float] | np.ndarray, what: str = "seeds") -> Measurement:
+    """exp(mean(log values)) over seeds, for positive quantities that multiply (ratios, growth factors)."""
+    log_mean = bootstrap(lambda a: np.log(a).mean(axis=1), values, what=what)
+    return Measurement(math.exp(log_mean.value), math.exp(log_mean.low), math.exp(log_mean.high), log_mean.n,
+                       "geometric mean; " + log_mean.method, log_mean.samples)
 
 
 def difference(

@@ -23,6 +23,7 @@ from initlab.lab.claims._common import (
     initialize,
     loss_table,
     mean_text,
+    plot_losses,
     train_arms,
 )
 from initlab.lab.claims.base import Context, Measurement, Outcome, Rule, claim
@@ -650,11 +651,7 @@ def residual_zero_init(ctx: Context) -> Outcome:
                       / np.asarray([r.history[0]["loss"] for r in runs[kind]]) for kind in zero_kinds], axis=1)
     per_block = float(np.exp(np.log(np.asarray(growth)).mean())) ** (2.0 / RESIDUAL_BLOCKS)
     fig, axes = figure()
-    for color, kind in zip(("C1", "C2"), zero_kinds):
-        curve_band(axes[0][0], *loss_table(runs[kind], cap=1e3), kind, color)
-    axes[0][0].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch)")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], runs, clip=1e3)
     return Outcome(
         measurement=(
             f"{RESIDUAL_BLOCKS}-block residual MLP (width {width} after a linear input map, no normalisation) on "
@@ -663,7 +660,7 @@ def residual_zero_init(ctx: Context) -> Outcome:
         ),
         values={
             "trains": _stats.bootstrap(lambda a: a.mean(axis=1).max(axis=-1), ratio),
-            "explodes": _geometric(np.asarray(growth)),
+            "explodes": _stats.geometric_mean(np.asarray(growth)),
             "identity": _stats.exact(identity, n=2 * len(seeds)),
         },
         figures=[ctx.save_figure(fig, "loss")],
@@ -681,13 +678,6 @@ def residual_zero_init(ctx: Context) -> Outcome:
         setting=f"{len(seeds)} seeds (split, init, batch order)",
         seeds=len(seeds),
     )
-
-
-def _geometric(values: np.ndarray) -> Measurement:
-    """Geometric mean over seeds with its bootstrap interval."""
-    log_mean = _stats.bootstrap(lambda a: np.log(a).mean(axis=1), values)
-    return Measurement(math.exp(log_mean.value), math.exp(log_mean.low), math.exp(log_mean.high), log_mean.n,
-                       "geometric mean; " + log_mean.method, log_mean.samples)
 
 
 SAXE_LR = 0.5

@@ -25,6 +25,7 @@ from initlab.lab.claims._common import (
     initialize,
     loss_table,
     mean_text,
+    plot_losses,
     train_arms,
 )
 from initlab.lab.claims.base import Context, Measurement, Outcome, Rule, claim
@@ -219,12 +220,7 @@ def small_random_depth(ctx: Context) -> Outcome:
         base = [p.grad_norm for row in shallow_report for p in row.params if p.name == "hidden.0.linear.weight"]
         gradient_ratio.append(float(first[0] or 0.0) / float(base[0] or math.nan))
     fig, axes = figure()
-    for color, label in zip(("C0", "C1", "C2"), runs):
-        steps_logged, table = loss_table(runs[label])
-        curve_band(axes[0][0], steps_logged, table, label, color)
-    axes[0][0].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch)")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], runs)
     return Outcome(
         measurement=(
             f"tanh MLPs of width 64 on digits, 1 or 10 hidden layers, weights randn*0.01 (or Glorot uniform), "
@@ -341,11 +337,6 @@ def variance_rules(ctx: Context) -> Outcome:
         balance_rows.append({"scheme": label, "forward Var[y]/Var[x]": fmt(forward),
                              "backward Var[dx]/Var[dy]": fmt(backward), "worst |log2|": fmt(worst_log[label])})
 
-    def geometric(values: np.ndarray) -> Measurement:
-        log_mean = _stats.bootstrap(lambda a: np.log(a).mean(axis=1), values, what="networks")
-        return Measurement(math.exp(log_mean.value), math.exp(log_mean.low), math.exp(log_mean.high),
-                                  log_mean.n, "geometric mean; " + log_mean.method, log_mean.samples)
-
     fig, axes = figure()
     labels = {"linear_lecun": "linear, LeCun", "relu_he": "ReLU, He", "relu_lecun": "ReLU, LeCun",
               "linear_he": "linear, He"}
@@ -363,11 +354,11 @@ def variance_rules(ctx: Context) -> Outcome:
         ),
         values={
             "single_layer": _stats.exact(worst, method="largest normalised deviation of 9 layers"),
-            "linear_lecun": geometric(ratios["linear_lecun"]),
-            "relu_he": geometric(ratios["relu_he"]),
+            "linear_lecun": _stats.geometric_mean(ratios["linear_lecun"], what="networks"),
+            "relu_he": _stats.geometric_mean(ratios["relu_he"], what="networks"),
             "glorot_balance": _stats.exact(worst_log["Glorot (fan_avg)"] - worst_log["LeCun (fan_in)"]),
-            "relu_lecun": geometric(ratios["relu_lecun"]),
-            "linear_he": geometric(ratios["linear_he"]),
+            "relu_lecun": _stats.geometric_mean(ratios["relu_lecun"], what="networks"),
+            "linear_he": _stats.geometric_mean(ratios["linear_he"], what="networks"),
         },
         figures=[ctx.save_figure(fig, "depth")],
         tables={"single layers": single_rows, "400 -> 100 layer": balance_rows,
@@ -493,14 +484,8 @@ def converge_or_not(ctx: Context) -> Outcome:
     worst_shallow = np.stack([shallow_accuracy[label] for label in inits], axis=1)  # (seeds, inits)
     fig, axes = figure(ncols=2)
     for column, (title, runs) in enumerate((("16 hidden layers", deep), ("2 hidden layers", shallow))):
-        for color, label in zip(("C0", "C1", "C2"), runs):
-            steps_logged, table = loss_table(runs[label], cap=1e3)
-            curve_band(axes[0][column], steps_logged, np.clip(table, 1e-3, 1e3), label, color)
-        axes[0][column].set_yscale("log")
+        plot_losses(axes[0][column], runs, clip=1e3)
         axes[0][column].set_title(title)
-        axes[0][column].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch, clipped to 1e3)")
-    axes[0][1].legend()
     return Outcome(
         measurement=(
             f"ReLU MLPs of width 64 on digits, 16 or 2 hidden layers, He / N(0, 0.01^2) / N(0, 1) hidden weights "

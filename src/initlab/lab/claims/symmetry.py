@@ -27,15 +27,14 @@ from initlab.lab.claims import _stats
 from initlab.lab.claims._common import (
     Arm,
     ArmRuns,
-    curve_band,
     dataset,
     figure,
     finals,
     fmt,
     hidden_linears,
-    loss_table,
     mean_text,
     output_linear,
+    plot_losses,
     train_arms,
 )
 from initlab.lab.claims.base import Context, Outcome, Rule, claim
@@ -195,12 +194,7 @@ def constant_init_symmetry(ctx: Context) -> Outcome:
              "distinct hidden units (of 8)": mean_text(np.asarray(distinct[label], dtype=np.float64), 1)}
             for label in runs]
     fig, axes = figure(ncols=2)
-    for color, label in zip(("C0", "C1", "C2", "C3"), runs):
-        steps_logged, table = loss_table(runs[label])
-        curve_band(axes[0][0], steps_logged, table, label, color)
-    axes[0][0].set_xlabel("gradient step (full batch)")
-    axes[0][0].set_ylabel("training loss")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], runs, xlabel="gradient step (full batch)", ylabel="training loss")
     axes[0][1].bar(list(runs), [accuracy[label].mean() for label in runs], color=["C0", "C1", "C2", "C3"],
                    yerr=[accuracy[label].std(ddof=1) for label in runs])
     axes[0][1].set_ylabel(f"test accuracy (mean ± sd, {len(seeds)} seeds)")
@@ -295,12 +289,7 @@ def _zero_versus_random(ctx: Context, arms: list[Arm], keys: dict[str, tuple[str
     accuracy = {label: finals(results, "test_accuracy", diverged=0.0) for label, results in runs.items()}
     values = {key: _stats.difference(accuracy[first], accuracy[second]) for key, (first, second) in keys.items()}
     fig, axes = figure()
-    for color, label in zip(("C0", "C1", "C2", "C3"), runs):
-        steps_logged, table = loss_table(runs[label])
-        curve_band(axes[0][0], steps_logged, table, label, color)
-    axes[0][0].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch)")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], runs)
     return Outcome(
         measurement=f"{measurement}, {steps} SGD steps (lr 0.1, batch 64); test accuracy, paired by seed",
         values=values,
@@ -444,12 +433,7 @@ def dropout_symmetry(ctx: Context) -> Outcome:
     epsilon_models = ordered_models[f"constant + {EPSILON:g}, no dropout"]
     epsilon_distinct = np.asarray([_distinct_units(m.weight1, m.bias1) for m in epsilon_models], dtype=np.float64)
     fig, axes = figure()
-    for color, label in zip(("C0", "C1"), wide):
-        steps_logged, table = loss_table(wide[label])
-        curve_band(axes[0][0], steps_logged, table, f"{label} init, dropout 0.3", color)
-    axes[0][0].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch)")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], wide, suffix=" init, dropout 0.3")
     return Outcome(
         measurement=(
             f"40-32-10 and 40-1-10 tanh MLPs with dropout 0.3 on MNIST-1D, constant(0.2) or Glorot-normal weights, "

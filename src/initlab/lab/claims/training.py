@@ -19,6 +19,7 @@ from initlab.lab.claims._common import (
     initialize,
     loss_table,
     mean_text,
+    plot_losses,
     train_arms,
 )
 from initlab.lab.claims.base import Context, Outcome, Rule, claim
@@ -66,14 +67,8 @@ def batchnorm_remedy(ctx: Context) -> Outcome:
 
     fig, axes = figure(ncols=2)
     for column, norm in enumerate((False, True)):
-        for color, label in zip(("C0", "C1", "C2", "C3"), runs[norm]):
-            steps_logged, table = loss_table(runs[norm][label], cap=1e3)
-            curve_band(axes[0][column], steps_logged, np.clip(table, 1e-3, 1e3), label, color)
-        axes[0][column].set_yscale("log")
+        plot_losses(axes[0][column], runs[norm], clip=1e3)
         axes[0][column].set_title("with batch norm" if norm else "without batch norm")
-        axes[0][column].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (batch, clipped to 1e3)")
-    axes[0][1].legend()
     return Outcome(
         measurement=(
             f"{depth}-hidden-layer ReLU MLP (width 64) on digits, with and without batch norm after each hidden "
@@ -241,12 +236,7 @@ def layerwise_pretraining(ctx: Context) -> Outcome:
     effect = ("helps" if difference.low > 0 else "hurts" if difference.high < 0
               else "neither helps nor hurts measurably")
     fig, axes = figure()
-    for color, label in zip(("C0", "C1", "C2"), runs):
-        steps_logged, table = loss_table(runs[label])
-        curve_band(axes[0][0], steps_logged, table, label, color)
-    axes[0][0].set_xlabel("supervised SGD step")
-    axes[0][0].set_ylabel("training loss (batch)")
-    axes[0][0].legend()
+    plot_losses(axes[0][0], runs, xlabel="supervised SGD step")
     return Outcome(
         measurement=(
             f"64-128-64-10 sigmoid MLP, {labelled} labelled digits per split; Glorot-uniform init, the same init "
