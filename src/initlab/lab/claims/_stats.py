@@ -6,7 +6,7 @@ statistic of those per-seed values (a mean, a difference of means, a ratio,
 a slope), and its uncertainty is a 95 % percentile-bootstrap interval
 (Efron & Tibshirani 1993, ch. 13): resample the seeds with replacement
 ``RESAMPLES`` times, recompute the statistic, take the 2.5th and 97.5th
-percentiles. The resampling generator has a fixed seed, so the same values
+percentiles (nearest rank, rounded outwards). The resampling generator has a fixed seed, so the same values
 always give the same interval.
 
 Paired designs (arms that share a seed's split, batch order and shared
@@ -73,8 +73,11 @@ def bootstrap(statistic: Statistic, *groups: Sequence[float] | np.ndarray, what:
     if np.isnan(estimates).any() or math.isnan(value):
         low = high = math.nan
     else:
+        # nearest-rank percentiles, rounded outwards: an infinite resample (a diverged run) gives an
+        # infinite bound instead of the NaN that interpolating between inf and a number would
         tail = (1.0 - LEVEL) / 2.0 * 100.0
-        low, high = (float(v) for v in np.percentile(estimates, [tail, 100.0 - tail]))
+        low = float(np.percentile(estimates, tail, method="lower"))
+        high = float(np.percentile(estimates, 100.0 - tail, method="higher"))
     return Measurement(value, low, high, n=max(sizes), method=method, samples=_samples(arrays))
 
 
