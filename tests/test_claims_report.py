@@ -79,3 +79,15 @@ def test_constant_units_stay_bit_identical_with_order_fixed_products_on_two_thre
         weight = model.weight1.detach()
         assert torch.equal(weight, weight[:1].expand_as(weight))  # every hidden unit the same, bit for bit
         assert float((weight - weight.mean()).abs().max()) > 0 or float(weight.abs().max()) > 0
+
+
+def test_claim_training_does_not_depend_on_the_global_generator() -> None:
+    from initlab.lab.claims._common import Arm, train_arms
+
+    arms = [Arm("dropout", "glorot_uniform")]
+    results = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # whatever ran before in the process
+        runs = train_arms("mlp:*-16-*:tanh+dropout=0.3", arms, [0, 1], steps=5, batch_size=32, eval_every=5)
+        results.append([row["loss"] for result in runs["dropout"] for row in result.history])
+    assert results[0] == results[1]

@@ -23,6 +23,7 @@ from torch import nn
 
 from initlab.lab.data import Dataset, load_dataset
 from initlab.lab.trainer import RunResult
+from initlab.rng import derive_seed
 
 __all__ = ["Arm", "ArmRuns", "dataset", "train_arms", "finals", "figure", "fmt", "curve_band", "loss_table", "mean_text",
            "hidden_linears", "output_linear", "plot_losses"]
@@ -95,9 +96,31 @@ def train_arms(
 
     Seed ``s`` gives each arm the split of ``load_dataset(data, seed=s)`` (or
     ``splits[i]`` for the i-th seed when given), the minibatch order of seed
-    ``s`` and the init drawn with seed ``s``. ``train_options`` go to
+    ``s`` and the init drawn with seed ``s``. Whatever draws from torch's
+    global generator (dropout masks, a module's default init before the plan
+    overwrites it, an init stage's helpers) runs under a generator seeded from
+    the seeds, restored afterwards: the result does not depend on what ran
+    before in the process. ``train_options`` go to
     :func:`initlab.lab.batched.train_stacked`.
     """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(int(seeds[0]) if seeds else 0, f"claims/{len(seeds)}/{len(arms)}"))
+        return _train_arms(model, arms, seeds, data=data, data_options=data_options, splits=splits, dtype=dtype,
+                           lr=lr, **train_options)
+
+
+def _train_arms(
+    model: ModelLike,
+    arms: Sequence[Arm],
+    seeds: Sequence[int],
+    *,
+    data: str,
+    data_options: dict[str, Any] | None,
+    splits: Sequence[Dataset] | None,
+    dtype: torch.dtype,
+    lr: float,
+    **train_options: Any,
+) -> ArmRuns:
     from initlab.lab.batched import train_stacked
 
     if splits is None:
