@@ -41,10 +41,15 @@ __all__ = [
     "run_status",
     "OPTIMIZERS",
     "STATUSES",
+    "LOSSES",
+    "per_example_loss",
 ]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 STATUSES = ("ok", "diverged", "stalled")
+# cross_entropy: softmax cross-entropy of the logits; sigmoid_mse: mean over classes of
+# (sigmoid(logit) - one_hot)^2, the squared error of logistic output units (Rumelhart et al. 1986)
+LOSSES = ("cross_entropy", "sigmoid_mse")
 _DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
 NAN = float("nan")
 
@@ -64,6 +69,7 @@ class TrainConfig:
     eval_every: int = 1
     stall_tolerance: float = 0.05
     diverge_loss: float = 1e4
+    loss: str = "cross_entropy"
 
     @classmethod
     def make(
@@ -81,8 +87,11 @@ class TrainConfig:
         eval_every: int | None = None,
         stall_tolerance: float = 0.05,
         diverge_loss: float = 1e4,
+        loss: str = "cross_entropy",
     ) -> TrainConfig:
         """Check every option (ValueError/TypeError naming it) and resolve the defaults."""
+        if not isinstance(loss, str) or loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         optimizer = optimizer.lower()
@@ -112,7 +121,7 @@ class TrainConfig:
             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, steps=steps,
             batch_size=None if batch_size is None or batch_size >= num_train else batch_size,
             steps_per_epoch=steps_per_epoch, log_every=log_every, eval_every=eval_every,
-            stall_tolerance=float(stall_tolerance), diverge_loss=diverge_loss,
+            stall_tolerance=float(stall_tolerance), diverge_loss=diverge_loss, loss=loss,
         )
 
     def logged(self, step: int) -> bool:
@@ -252,24 +261,49 @@ def is_divergent(loss: float, config: TrainConfig) -> bool:
     return not math.isfinite(loss) or loss > config.diverge_loss
 
 
+def per_example_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+    """The loss of every example: ``logits`` ``(..., classes)``, integer ``targets`` of shape ``logits.shape[:-1]``.
+
+    ``cross_entropy``: -log softmax(logits)[target]. ``sigmoid_mse``: mean over
+    classes of (sigmoid(logit) - one_hot(target))^2.
+    """
+    if loss == "cross_entropy":
+        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        return flat.view(targets.shape)
+    if loss == "sigmoid_mse":
+        one_hot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+        return (torch.sigmoid(logits) - one_hot).square().mean(dim=-1)
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y); the mode is restored."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy"
+) -> tuple[float, float]:
+    """(mean ``loss``, accuracy) of ``model`` in eval mode on (x, y); the mode is restored."""
     was_training = model.training
     model.eval()
     try:
         logits = model(x)
-        loss = F.cross_entropy(logits, y).item()
+        loss_value = per_example_loss(logits, y, loss).mean().item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
     finally:
         model.train(was_training)
-    return loss, accuracy
+    return loss_value, accuracy
 
 
 def _device_of(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
+
+
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the inputs are cast to: that of the model's first floating parameter (float32 if none)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
 
 
 # ---------------------------------------------------------------- the loop
@@ -294,8 +328,9 @@ def train(
     diverge_loss: float = 1e4,
     info: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    loss: str = "cross_entropy",
 ) -> RunResult:
-    """Train ``model`` in place on ``dataset`` with cross-entropy; return a :class:`RunResult`.
+    """Train ``model`` in place on ``dataset`` with ``loss`` (cross-entropy); return a :class:`RunResult`.
 
     ``optimizer``: ``sgd`` (default; lr 0.1, no momentum), ``momentum`` /
     ``nesterov`` (SGD with momentum 0.9; lr 0.05), ``adam``, ``adamw`` (lr
@@ -304,7 +339,9 @@ def train(
     inside ``initlab.probe.probe(model, every=N, optimizer=...)``: per-layer
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
-    recorded steps). The data set is moved to the model's device.
+    recorded steps). ``loss``: ``cross_entropy`` or ``sigmoid_mse`` (see
+    :func:`per_example_loss`). The data set is moved to the model's device
+    and cast to its parameters' dtype (a float64 model trains in float64).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -317,11 +354,11 @@ def train(
     config = TrainConfig.make(
         len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
         steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
-        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss,
+        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss, loss=loss,
     )
-    device = _device_of(model)
-    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    device, dtype = _device_of(model), input_dtype(model)
+    x_train, y_train = dataset.x_train.to(device, dtype), dataset.y_train.to(device)
+    x_test, y_test = dataset.x_test.to(device, dtype), dataset.y_test.to(device)
     opt = make_optimizer(model.parameters(), config)
     history: list[dict[str, float]] = []
     probe_report: Any = None
@@ -340,8 +377,8 @@ def train(
             x, y = (x_train, y_train) if rows is None else (x_train[rows.to(device)], y_train[rows.to(device)])
             opt.zero_grad(set_to_none=True)
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            loss_value = loss.item()
+            batch_loss = per_example_loss(logits, y, config.loss).mean()
+            loss_value = batch_loss.item()
             if step == 1:
                 first_loss = loss_value
             if on_step is not None:
@@ -350,23 +387,23 @@ def train(
                 diverged_at = step
                 history.append(_row(step, config, loss_value, NAN))
                 break
-            loss.backward()
+            batch_loss.backward()
             opt.step()
             if config.logged(step):
                 accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
                 row = _row(step, config, loss_value, accuracy)
                 if config.evaluated(step):
-                    row["test_loss"], row["test_accuracy"] = evaluate(model, x_test, y_test)
+                    row["test_loss"], row["test_accuracy"] = evaluate(model, x_test, y_test, config.loss)
                 history.append(row)
         if session is not None:
             probe_report = session.report()
     if diverged_at is None:
-        train_loss, train_accuracy = evaluate(model, x_train, y_train)
+        train_loss, train_accuracy = evaluate(model, x_train, y_train, config.loss)
         last = history[-1] if history else None
         if last is not None and last["step"] == step and not math.isnan(last["test_loss"]):
             test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
         else:
-            test_loss, test_accuracy = evaluate(model, x_test, y_test)
+            test_loss, test_accuracy = evaluate(model, x_test, y_test, config.loss)
         if not math.isfinite(train_loss):
             diverged_at = step
     else:
@@ -386,7 +423,7 @@ def config_info(config: TrainConfig) -> dict[str, Any]:
     return {
         "optimizer": config.optimizer, "lr": config.lr, "momentum": config.momentum,
         "weight_decay": config.weight_decay, "total_steps": config.steps, "batch_size": config.batch_size,
-        "steps_per_epoch": config.steps_per_epoch,
+        "steps_per_epoch": config.steps_per_epoch, "loss": config.loss,
     }
 
 
