@@ -1,73 +1,79 @@
-"""Timings of ``initlab claims``: seconds per claim, and seed-stacked training against a sequential loop.
+"""Timings of ``initlab claims``: wall and CPU seconds per claim, and seed batching against one-by-one training.
 
-Run: ``python benchmarks/bench_claims.py [--quick] [--only ID,...]``. Prints
-figures measured in this one run; nothing is pass/fail.
+Run: ``python benchmarks/bench_claims.py [--full] [--only ID,...] [--threads N]``.
+Prints figures measured in this one run, with the load average before and
+after each timing (the machine may be shared); nothing is pass/fail. CPU
+seconds of one thread barely depend on other load, wall seconds do.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
-import torch.nn.functional as F
 
+from initlab.lab.batched import make_model, train_stacked
 from initlab.lab.claims import registered_claims
-from initlab.lab.claims._nets import InitSpec, StackedMLP, digits, train_stacked
-from initlab.lab.claims.runner import run_one
-from initlab.schemes import glorot_uniform
+from initlab.lab.claims.runner import pinned, run_one
+from initlab.lab.data import load_dataset
+from initlab.lab.trainer import train
 
 
-def stacked_vs_sequential(seeds: int, steps: int) -> tuple[float, float]:
-    """Seconds to train `seeds` 64-64-10 tanh nets: one StackedMLP, and one nn.Sequential after another."""
-    x, y, _, _ = digits(0)
-    model = StackedMLP([64, 64, 10], "tanh", seeds)
-    model.initialize([InitSpec("g", glorot_uniform())] * seeds, list(range(seeds)))
+def load() -> str:
+    """The 1-minute load average, as text."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
+
+
+def stacked_vs_one_by_one(seeds: int, steps: int) -> tuple[float, float]:
+    """Seconds to train ``seeds`` 64-64-10 tanh nets on digits: one seed-batched run, and one run per seed."""
+    data = load_dataset("digits", seed=0)
+    spec = "mlp:*-64-*:tanh"
+    models = [make_model(spec, data, "glorot_uniform", seed) for seed in range(seeds)]
     started = time.perf_counter()
-    train_stacked(model, x, y, steps=steps, lr=0.1, batch_size=64, seed=0)
+    train_stacked(models, data, list(range(seeds)), steps=steps, batch_size=64, lr=0.1, eval_every=steps)
     stacked = time.perf_counter() - started
     started = time.perf_counter()
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 10))
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
-        generator = torch.Generator().manual_seed(0)
-        for _ in range(steps):
-            rows = torch.randint(0, x.shape[0], (64,), generator=generator)
-            optimizer.zero_grad()
-            F.cross_entropy(net(x[rows]), y[rows]).backward()
-            optimizer.step()
-    sequential = time.perf_counter() - started
-    return stacked, sequential
+        train(make_model(spec, data, "glorot_uniform", seed), data, seed=seed, steps=steps, batch_size=64, lr=0.1,
+              eval_every=steps)
+    return stacked, time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="time the quick-mode claims only, small reference")
-    parser.add_argument("--full", action="store_true", help="also time every claim in full mode (tens of minutes)")
+    parser.add_argument("--full", action="store_true", help="time the full-mode claims instead (tens of minutes)")
     parser.add_argument("--only", default=None, help="comma-separated claim ids")
+    parser.add_argument("--threads", type=int, default=1, help="threads per claim (default 1, as initlab claims)")
     args = parser.parse_args()
     ids = [c.id for c in registered_claims()]
     if args.only:
         ids = [part.strip() for part in args.only.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    seeds, steps = (8, 200) if args.quick else (16, 500)
-    stacked, sequential = stacked_vs_sequential(seeds, steps)
-    print(f"\n{seeds} seeds x {steps} SGD steps, 64-64-10 tanh on digits:")
-    print(f"  stacked (one batched model) {stacked:7.2f} s")
-    print(f"  sequential nn.Sequential    {sequential:7.2f} s   ratio sequential/stacked = {sequential / stacked:.1f}x")
-    modes = [True] + ([False] if args.full else [])
-    for quick in modes:
-        label = "quick" if quick else "full"
-        print(f"\nclaims, {label} mode: seconds per claim")
-        total = 0.0
-        for claim_id in ids:
-            started = time.perf_counter()
-            result = run_one(claim_id, quick=quick, seed=0, figure_dir=None)
-            seconds = time.perf_counter() - started
-            total += seconds
-            print(f"  {claim_id:<14} {seconds:7.1f} s  {result.verdict}")
-        print(f"  {'total':<14} {total:7.1f} s")
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {args.threads} thread(s) per claim, "
+          f"load average {load()}")
+    with pinned(args.threads):
+        seeds, steps = 16, 500
+        before = load()
+        stacked, sequential = stacked_vs_one_by_one(seeds, steps)
+        print(f"\n{seeds} seeds x {steps} SGD steps, 64-64-10 tanh on digits (load {before} -> {load()}):")
+        print(f"  seed-batched (train_stacked)  {stacked:7.2f} s")
+        print(f"  one by one (train)            {sequential:7.2f} s   ratio one-by-one / batched = "
+              f"{sequential / stacked:.1f}x")
+    label = "full" if args.full else "quick"
+    print(f"\nclaims, {label} mode, one after another: wall and CPU seconds per claim")
+    wall_total = cpu_total = 0.0
+    for claim_id in ids:
+        before = load()
+        result = run_one(claim_id, quick=not args.full, seed=0, figure_dir=None, threads=args.threads)
+        wall_total += result.seconds
+        cpu_total += result.cpu_seconds
+        print(f"  {claim_id:<14} wall {result.seconds:7.1f} s  cpu {result.cpu_seconds:7.1f} s  "
+              f"load {before} -> {load()}  {result.verdict}")
+    print(f"  {'total':<14} wall {wall_total:7.1f} s  cpu {cpu_total:7.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
-"""initlab claims: verdicts come from measurements against stated thresholds, and key claims hold in quick mode."""
+"""initlab claims: pre-registered rules decide verdicts from intervals, controls can invalidate, errors are errors."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from initlab.lab.claims import (
+    DEMONSTRATION,
+    ERROR,
     INCONCLUSIVE,
+    INVALID,
     NOT_SUPPORTED,
     SUPPORTED,
-    Check,
-    combine_verdicts,
+    Measurement,
+    Rule,
+    _stats,
+    base,
+    decide,
     get_claim,
     registered_claims,
     run_claims,
@@ -20,14 +27,38 @@ from initlab.lab.claims import (
 from initlab.lab.claims.runner import load_run, run_one
 
 CLAIM_IDS = [str(n) for n in range(1, 18)]
-REPRODUCTION_IDS = ["he2015", "glorot2010", "dlai-circles", "matmul100", "mup", "residual-zero"]
+REPRODUCTION_IDS = ["he2015", "glorot2010", "dlai-circles", "matmul100", "mup", "residual-zero", "saxe2014"]
+# identities and determinism checks: shown, never counted as support
+DEMONSTRATION_IDS = {"2", "9", "12", "matmul100"}
+# phrases that point at material users have never seen instead of the literature
+JARGON = ("seed text", "german answer", "korean answer", "russian wiki", "chinese answer", "spanish answer",
+          "(chinese)", "the answer")
 
 
-def test_every_claim_of_the_issue_is_registered_with_a_stable_id() -> None:
+def _exact(value: float) -> Measurement:
+    return Measurement(value, value, value)
+
+
+def test_every_claim_is_registered_with_hypothesis_references_and_rules() -> None:
     ids = [entry.id for entry in registered_claims()]
     assert ids == CLAIM_IDS + REPRODUCTION_IDS
     for entry in registered_claims():
-        assert entry.statement and entry.source and entry.title
+        assert entry.statement and entry.hypothesis and entry.references and entry.title, entry.id
+        roles = {rule.role for rule in entry.rules}
+        if entry.id in DEMONSTRATION_IDS:
+            assert roles == {"demonstration"}, entry.id
+        else:
+            # a tested claim has a primary rule and at least one control that says what the claim predicts there
+            assert {"primary", "control"} <= roles, entry.id
+            assert all(rule.predicts for rule in entry.rules if rule.role == "control"), entry.id
+
+
+def test_claim_texts_cite_literature_not_unnamed_sources() -> None:
+    for entry in registered_claims():
+        texts = [entry.title, entry.statement, entry.hypothesis, *entry.references]
+        texts += [part for rule in entry.rules for part in (rule.label, rule.predicts, rule.why)]
+        for text in texts:
+            assert not any(phrase in text.lower() for phrase in JARGON), (entry.id, text)
 
 
 def test_claim_ids_accept_padded_and_prefixed_forms() -> None:
@@ -37,119 +68,187 @@ def test_claim_ids_accept_padded_and_prefixed_forms() -> None:
         get_claim("nope")
 
 
-def test_check_status_follows_the_threshold_and_margin() -> None:
-    assert Check("x", 0.3, "<", 0.5).status == "pass"
-    assert Check("x", 0.7, "<", 0.5).status == "fail"
-    assert Check("x", 0.52, "<", 0.5, margin=0.05).status == "unclear"
-    assert Check("x", 1.5, "in", (1.0, 2.0)).status == "pass"
-    assert Check("x", 2.05, "in", (1.0, 2.0), margin=0.1).status == "unclear"
-    assert Check("x", 0.0, "==", 0.0).status == "pass"
-    assert Check("x", 1e-15, "==", 0.0).status == "fail"
-    assert Check("x", math.nan, ">", 1.0).status == "unclear"
-    assert Check("x", math.inf, ">", 1.0, nonfinite_passes=True).status == "pass"
+def test_a_rule_judges_the_whole_interval_against_its_threshold() -> None:
+    above = Rule("k", "x", ">", 0.1)
+    assert above.status(Measurement(0.3, 0.2, 0.4)) == "pass"
+    assert above.status(Measurement(0.05, 0.0, 0.09)) == "fail"
+    assert above.status(Measurement(0.15, 0.05, 0.2)) == "unclear"  # the interval contains the threshold
+    assert above.status(Measurement(math.nan, math.nan, math.nan)) == "unclear"
+    assert Rule("k", "x", "<", 1e-6).status(_exact(1e-9)) == "pass"
+    assert Rule("k", "x", ">", 1e6).status(_exact(math.inf)) == "pass"
+    inside = Rule("k", "x", "in", (0.5, 2.0))
+    assert inside.status(Measurement(1.0, 0.6, 1.9)) == "pass"
+    assert inside.status(Measurement(1.8, 1.5, 2.3)) == "unclear"
+    assert inside.status(Measurement(3.0, 2.5, 3.5)) == "fail"
+    identity = Rule("k", "x", "==", 0.0, role="demonstration")
+    assert identity.status(_exact(0.0)) == "pass"
+    assert identity.status(_exact(1e-300)) == "fail"
 
 
-def test_verdict_is_not_supported_when_any_check_fails_and_inconclusive_when_unclear() -> None:
-    passing = Check("a", 1.0, ">", 0.0)
-    failing = Check("b", -1.0, ">", 0.0)
-    unclear = Check("c", 0.01, ">", 0.0, margin=0.1)
-    assert combine_verdicts([passing]) == SUPPORTED
-    assert combine_verdicts([passing, unclear]) == INCONCLUSIVE
-    assert combine_verdicts([passing, unclear, failing]) == NOT_SUPPORTED
-    assert combine_verdicts([]) == INCONCLUSIVE
+def test_a_failed_control_makes_the_claim_invalid_not_supported() -> None:
+    assert decide([("primary", "pass"), ("control", "pass")]) == SUPPORTED
+    assert decide([("primary", "pass"), ("control", "fail")]) == INVALID
+    assert decide([("primary", "fail"), ("control", "fail")]) == INVALID
+    assert decide([("primary", "fail"), ("control", "pass")]) == NOT_SUPPORTED
+    assert decide([("primary", "unclear"), ("control", "pass")]) == INCONCLUSIVE
+    assert decide([("primary", "pass"), ("control", "unclear")]) == INCONCLUSIVE
+    # a failed set-up check (e.g. large weights that do not saturate) leaves nothing tested
+    assert decide([("primary", "pass"), ("control", "pass"), ("demonstration", "fail")]) == INVALID
+    assert decide([("demonstration", "pass")]) == DEMONSTRATION
+    assert decide([("demonstration", "fail")]) == NOT_SUPPORTED
 
 
-def test_bad_check_arguments_are_rejected_with_the_value_named() -> None:
+def test_bad_rules_are_rejected_with_the_value_named() -> None:
     with pytest.raises(ValueError, match="op must be one of"):
-        Check("x", 1.0, "~", 1.0)  # type: ignore[arg-type]
+        Rule("k", "x", "~", 1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"needs threshold=\(low, high\)"):
-        Check("x", 1.0, "in", 1.0)
-    with pytest.raises(ValueError, match="margin must be"):
-        Check("x", 1.0, "<", 1.0, margin=-1.0)
+        Rule("k", "x", "in", 1.0)
+    with pytest.raises(ValueError, match="must say what the claim predicts"):
+        Rule("k", "x", ">", 1.0, role="control")
+    with pytest.raises(ValueError, match="needs at least one control"):
+        base.claim("x-test", title="t", statement="s", references=("r",), hypothesis="h",
+                   rules=(Rule("k", "x", ">", 1.0),), order=999)
 
 
-def _checks(result: object) -> dict[str, dict]:
-    return {check["label"]: check for check in result.checks}  # type: ignore[attr-defined]
+def test_bootstrap_interval_is_reproducible_and_narrows_with_more_seeds() -> None:
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 10), rng.normal(1.0, 1.0, 160)
+    first, again = _stats.mean(few), _stats.mean(few)
+    assert (first.low, first.high) == (again.low, again.high)  # fixed resampling seed
+    assert first.low < few.mean() < first.high
+    # the interval's width falls like 1/sqrt(n): 16x the seeds, about a quarter of the width
+    ratio = (_stats.mean(many).high - _stats.mean(many).low) / (first.high - first.low)
+    assert 0.15 < ratio < 0.4
+    # identical paired arms differ by exactly 0, with no spread
+    same = _stats.difference(few, few)
+    assert same.value == same.low == same.high == 0.0
 
 
-def test_constant_init_keeps_hidden_units_identical_exactly_in_float64() -> None:
-    result = run_one("1", quick=True, seed=0, figure_dir=None)
-    assert result.verdict == SUPPORTED, result.notes
-    checks = _checks(result)
-    assert checks["max |W1[i] - W1[0]| over constants 0, 0.5, -0.3"]["value"] == 0.0
-    assert checks["smallest distance between two rows of W1, random init"]["value"] > 1e-3
+def test_slope_of_a_power_law_is_its_exponent() -> None:
+    widths = np.array([64, 128, 256, 512])
+    rows = np.log2(np.outer(np.ones(8), widths) ** 0.5) + np.random.default_rng(1).normal(0, 0.01, (8, 4))
+    measured = _stats.slope(np.log2(widths), rows)
+    assert measured.low < 0.5 < measured.high and measured.high - measured.low < 0.05
 
 
-def test_all_zero_tanh_network_gives_hidden_weights_zero_gradient() -> None:
-    result = run_one("2", quick=True, seed=0, figure_dir=None)
-    assert result.verdict == SUPPORTED, result.notes
-    rows = {row["parameter"]: row for row in result.tables["parameters"]}
-    assert rows["0.weight"]["max |gradient| over all steps"] == "0"
-    assert rows["2.weight"]["max |gradient| over all steps"] == "0"
-    assert rows["4.bias"]["moved"] != "0"
-
-
-def test_hundred_matmuls_overflow_near_layer_28_vanish_with_001_and_hold_with_kaiming() -> None:
+def test_results_record_the_preregistered_rules_unchanged() -> None:
     result = run_one("matmul100", quick=True, seed=0, figure_dir=None)
-    assert result.verdict == SUPPORTED, result.notes
-    checks = _checks(result)
-    first_nan = checks["randn: first matmul with a non-finite std"]["value"]
-    assert 24 <= first_nan <= 32
-    assert checks["randn*0.01: std after 100 matmuls"]["value"] < 1e-30
+    registered = [rule.to_dict() for rule in get_claim("matmul100").rules]
+    recorded = [{key: row[key] for key in registered[0]} for row in result.rules]
+    assert recorded == registered
+    assert result.verdict == DEMONSTRATION
+    assert result.hypothesis == get_claim("matmul100").hypothesis
+
+
+def test_hundred_matmuls_overflow_near_product_28_and_vanish_with_001() -> None:
+    rows = {row["key"]: row for row in run_one("matmul100", quick=True, seed=0, figure_dir=None).rules}
+    assert 24 <= rows["overflow"]["measured"]["value"] <= 32
+    assert rows["underflow"]["measured"]["value"] < 1e-30
+
+
+def test_all_zero_tanh_network_never_moves_its_hidden_weights() -> None:
+    result = run_one("2", quick=True, seed=0, figure_dir=None)
+    rows = {row["key"]: row for row in result.rules}
+    assert rows["hidden_moved"]["measured"]["value"] == 0.0
+    assert rows["output_bias_moved"]["measured"]["value"] > 1e-4
+    assert result.verdict == DEMONSTRATION
 
 
 def test_orthogonal_init_gives_identity_gram_and_unit_jacobian_singular_values() -> None:
-    result = run_one("12", quick=True, seed=0, figure_dir=None)
-    assert result.verdict == SUPPORTED, result.notes
-    checks = _checks(result)
-    assert checks["max |W^T W - I|, u of svd(randn)"]["value"] < 1e-12
-    assert checks["max |s - 1| over Jacobian singular values, 30 orthogonal layers"]["value"] < 1e-9
+    rows = {row["key"]: row for row in run_one("12", quick=True, seed=0, figure_dir=None).rules}
+    assert rows["recipe"]["measured"]["value"] < 1e-12
+    assert rows["jacobian"]["measured"]["value"] < 1e-9
+    assert rows["gaussian"]["measured"]["value"] > 100
 
 
-def test_dlai_circles_reproduces_the_course_numbers() -> None:
-    result = run_one("dlai-circles", quick=True, seed=0, figure_dir=None)
-    rows = {row["init"]: row for row in result.tables["runs"]}
-    assert rows["zeros"]["final cost"] == f"{math.log(2):.6f}"
-    assert float(rows["zeros"]["train accuracy"]) == 0.5
-    assert float(rows["He: randn*sqrt(2/n_prev)"]["train accuracy"]) >= 0.95
-    assert result.verdict == SUPPORTED
+def test_an_experiment_that_raises_is_an_error_with_its_message(monkeypatch) -> None:
+    entry = get_claim("matmul100")
+
+    def broken(ctx: base.Context) -> base.Outcome:
+        raise RuntimeError("boom: scikit-learn is missing")
+
+    monkeypatch.setitem(base._REGISTRY, "matmul100", base.Claim(
+        entry.id, entry.title, entry.statement, entry.references, entry.group, entry.hypothesis, entry.rules,
+        broken, entry.order))
+    result = run_one("matmul100", quick=True, seed=0, figure_dir=None)
+    assert result.verdict == ERROR
+    assert result.error.startswith("RuntimeError: boom: scikit-learn is missing")
+    assert all(row["status"] == "error" for row in result.rules)
 
 
-def test_residual_zero_init_is_the_identity_where_he_branches_explode() -> None:
-    result = run_one("residual-zero", quick=True, seed=0, figure_dir=None)
-    checks = _checks(result)
-    assert checks["zero-init branches: max |stack(x) - x|"]["value"] == 0.0
-    he = checks["He branches: std out / std in"]["value"]
-    assert not math.isfinite(he) or he > 1e6
+def test_an_experiment_missing_a_measurement_is_an_error(monkeypatch) -> None:
+    entry = get_claim("matmul100")
+
+    def partial(ctx: base.Context) -> base.Outcome:
+        return base.Outcome("m", {"overflow": _exact(28.0)})
+
+    monkeypatch.setitem(base._REGISTRY, "matmul100", base.Claim(
+        entry.id, entry.title, entry.statement, entry.references, entry.group, entry.hypothesis, entry.rules,
+        partial, entry.order))
+    result = run_one("matmul100", quick=True, seed=0, figure_dir=None)
+    assert result.verdict == ERROR and "missing ['kaiming', 'underflow']" in result.error
 
 
-def test_run_claims_writes_results_json_and_figures(tmp_path) -> None:
+def test_the_command_exits_1_when_an_experiment_raises(tmp_path, monkeypatch, capsys) -> None:
+    import argparse
+
+    from initlab.cli import claims_cmd
+
+    entry = get_claim("12")
+
+    def broken(ctx: base.Context) -> base.Outcome:
+        raise ValueError("no data")
+
+    monkeypatch.setitem(base._REGISTRY, "12", base.Claim(
+        entry.id, entry.title, entry.statement, entry.references, entry.group, entry.hypothesis, entry.rules,
+        broken, entry.order))
+    parser = argparse.ArgumentParser()
+    claims_cmd.add_arguments(parser)
+    code = claims_cmd.run(parser.parse_args(["--quick", "--only", "12", "--out", str(tmp_path), "--quiet"]))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "error" in captured.out and "ValueError: no data" in captured.out
+    assert "1 experiment(s) raised (12)" in captured.err
+
+
+def test_run_claims_writes_results_json_with_machine_and_figures(tmp_path) -> None:
     run = run_claims(["matmul100", "9"], quick=True, out_dir=tmp_path)
     assert [r.id for r in run.results] == ["9", "matmul100"]
     data = json.loads((tmp_path / "results.json").read_text())
-    assert data["mode"] == "quick" and len(data["claims"]) == 2
+    assert data["mode"] == "quick" and len(data["claims"]) == 2 and data["threads"] == 1
+    environment = data["environment"]
+    for key in ("blas_info", "cpu", "cpu_capability", "torch_threads", "deterministic_algorithms",
+                "load_average_start"):
+        assert key in environment, key
+    assert environment["deterministic_algorithms"] is True and environment["torch_threads"] == 1
     for item in data["claims"]:
         assert item["figures"], item["id"]
         for name in item["figures"]:
             assert (tmp_path / name).is_file()
+        for rule in item["rules"]:
+            assert {"key", "role", "decision", "measured", "status"} <= set(rule)
     again = load_run(tmp_path)
     assert [r.verdict for r in again.results] == [r.verdict for r in run.results]
     assert "matmul100" in run.table()
 
 
-def test_a_failing_experiment_becomes_an_inconclusive_row_with_its_error(monkeypatch) -> None:
-    from initlab.lab.claims import base
+def test_the_runner_restores_threads_and_determinism_afterwards() -> None:
+    import torch
 
-    entry = base.get_claim("matmul100")
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    run_claims(["12"], quick=True, threads=1)
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
-    def broken(ctx: base.Context) -> base.Outcome:
-        raise RuntimeError("boom")
 
-    monkeypatch.setitem(base._REGISTRY, "matmul100", base.Claim(
-        entry.id, entry.title, entry.statement, entry.source, entry.kind, broken, entry.order))
-    result = run_one("matmul100", quick=True, seed=0, figure_dir=None)
-    assert result.verdict == INCONCLUSIVE
-    assert "boom" in result.notes and "RuntimeError" in result.error
+def test_verdicts_do_not_depend_on_the_thread_count() -> None:
+    subset = ["2", "9", "glorot2010"]  # a training claim, a demonstration and a tested reproduction
+    one = run_claims(subset, quick=True, threads=1)
+    two = run_claims(subset, quick=True, threads=2)
+    assert [r.verdict for r in one.results] == [r.verdict for r in two.results]
+    for first, second in zip(one.results, two.results):
+        for a, b in zip(first.rules, second.rules):
+            assert b["status"] == a["status"], (first.id, a["key"])
+            assert b["measured"]["value"] == pytest.approx(a["measured"]["value"], rel=1e-3, abs=1e-9)
 
 
 def test_claims_command_prints_the_table_and_writes_the_report(tmp_path, capsys) -> None:
@@ -162,7 +261,9 @@ def test_claims_command_prints_the_table_and_writes_the_report(tmp_path, capsys)
     code = claims_cmd.run(parser.parse_args(["--quick", "--only", "matmul100", "--out", str(tmp_path), "--quiet"]))
     assert code == 0
     out = capsys.readouterr().out
-    assert "matmul100" in out and "supported" in out
+    assert "matmul100" in out and "demonstration" in out
     assert (tmp_path / "report.html").is_file()
     with pytest.raises(ValueError, match="unknown claim id"):
         claims_cmd.run(parser.parse_args(["--quick", "--only", "99x", "--out", str(tmp_path), "--quiet"]))
+    with pytest.raises(ValueError, match="--threads must be >= 1"):
+        claims_cmd.run(parser.parse_args(["--quick", "--threads", "0", "--out", str(tmp_path), "--quiet"]))

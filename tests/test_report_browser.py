@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab.lab.claims import run_claims
+from initlab.lab.claims import VERDICTS, run_claims
 from initlab.lab.report import write_report
 from test_report_security import SCRIPT, hostile_run
 
@@ -78,7 +78,7 @@ def test_rendered_report_shows_every_claim_and_figure(chromium: str, report, tmp
     shown = re.findall(r'<figure data-figure="([^"]+)"><img src="data:image/png;base64,', dom)
     assert sorted(shown) == sorted(figures) and len(figures) >= 4
     for verdict in re.findall(r'data-verdict="([^"]+)"', dom):
-        assert verdict in ("supported", "not supported", "inconclusive")
+        assert verdict in VERDICTS
 
 
 def test_screenshot_of_the_report_is_not_blank(chromium: str, report, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p",
         "tbody", "tr", "th", "td", "span", "a", "section", "figure", "figcaption", "img", "details", "summary",
         "pre"}
 ATTRIBUTES = {"lang", "charset", "http-equiv", "content", "name", "class", "id", "href", "src", "alt",
-              "data-claim-id", "data-claim-row", "data-verdict", "data-figure"}
+              "data-claim-id", "data-claim-row", "data-verdict", "data-figure", "data-role", "open"}
 
 
 class _Page(HTMLParser):

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "theory": ("initlab.cli.theory_cmd", "mean-field signal propagation: fixed points, depth scales, phase diagram"),
     "lsuv": ("initlab.cli.lsuv_cmd", "data-driven initialization of a model spec (LSUV and friends)"),
     "compare": ("initlab.cli.compare_cmd", "train a model under several inits and seeds, with a leaderboard"),
-    "claims": ("initlab.cli.claims_cmd", "run every claim of the seed texts as an experiment"),
+    "claims": ("initlab.cli.claims_cmd", "run the claims about initialization as pre-registered experiments"),
     "report": ("initlab.cli.report_cmd", "write the HTML report of a finished run directory"),
     "doctor": ("initlab.cli.doctor_cmd", "find init bugs in a model or checkpoint before training"),
     "fingerprint": ("initlab.cli.fingerprint_cmd", "read the init back out of a checkpoint, with a plan that regenerates it"),

@@ -14,6 +14,12 @@ are ignored, so the others go on.
 
 Dropout draws differ from one-by-one training (vmap uses
 ``randomness="different"``); everything else matches.
+
+Each copy may also have its own data set (the same sizes; e.g. the split
+of ``load_dataset(name, seed=s)`` for copy s), its own learning rate, and
+per-parameter learning-rate factors (``lr_scale``, e.g. the width-dependent
+rates of muP); with SGD these are exact, since the update of plain or
+momentum SGD is linear in the gradient.
 """
 
 from __future__ import annotations
@@ -21,12 +27,11 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -39,10 +44,12 @@ from initlab.lab.trainer import (
     TrainConfig,
     batch_orders,
     config_info,
+    input_dtype,
     make_optimizer,
+    per_example_loss,
     run_status,
 )
-from initlab.rng.checks import check_seed
+from initlab.rng.checks import check_number, check_seed
 
 __all__ = ["train_batched", "train_stacked", "InitLike"]
 
@@ -52,44 +59,53 @@ InitLike = str | Callable[[nn.Module, int], Any]
 
 def train_stacked(
     models: Sequence[nn.Module],
-    dataset: Dataset,
+    dataset: Dataset | Sequence[Dataset],
     seeds: Sequence[int],
     *,
     infos: Sequence[dict[str, Any]] | None = None,
     on_step: Callable[[int], None] | None = None,
+    lr_scale: Mapping[str, float] | None = None,
     **options: Any,
 ) -> list[RunResult]:
     """Train already-initialized ``models`` (same architecture) together; one RunResult each.
 
     ``seeds[i]`` sets model i's minibatch order, as ``train(..., seed=seeds[i])``
     would. The trained values are copied back into ``models``. Options are
-    those of :func:`initlab.lab.trainer.train`.
+    those of :func:`initlab.lab.trainer.train`, and three of seed batching:
+    ``dataset`` may be one data set per model (equal sizes and classes);
+    ``lr`` may be one learning rate per model; ``lr_scale`` maps parameter
+    names to factors on their learning rate. The last two need SGD (plain,
+    momentum or nesterov) without weight decay.
     """
-    models, seeds = _checked(models, seeds, dataset, infos)
-    config = TrainConfig.make(len(dataset.y_train), **options)
-    stack = _Stack.of(models)
-    device = stack.device
-    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-    tables = _Tables.empty(config, len(models), device)
+    models, seeds = _checked(models, seeds, infos)
+    datasets = _per_model_datasets(dataset, len(models))
+    rates = _per_model_rates(options.get("lr"), len(models))
+    if rates is not None:  # the optimizer steps with rate 1 and the gradients carry the rates
+        options["lr"] = 1.0
+    config = TrainConfig.make(len(datasets[0].y_train), **options)
+    stack = _Stack.of(models, len(datasets) > 1, config.loss)
+    data = _stacked_data(datasets, stack.device, input_dtype(models[0]))
+    tables = _Tables.empty(config, len(models), stack.device)
+    factors = _gradient_factors(stack.params, rates, lr_scale, config)
     started = time.perf_counter()
-    step = _train_loop(stack, config, (x_train, y_train, x_test, y_test), seeds, tables, on_step)
+    step = _train_loop(stack, config, data, seeds, tables, on_step, factors)
     wall = time.perf_counter() - started
-    train_final = stack.evaluate(x_train, y_train)
+    train_final = stack.evaluate(data[0], data[1], config.loss)
     # the last step is always evaluated, unless the loop stopped early
-    test_final = tables.test_at.get(step) or stack.evaluate(x_test, y_test)
+    test_final = tables.test_at.get(step) or stack.evaluate(data[2], data[3], config.loss)
     _copy_back(models, stack.params, stack.buffers)
     finals = [t.cpu().tolist() for t in (*train_final, *test_final)]
     host = tables.host(step, config)
     return [
         _result(i, host, finals, step, config, wall / len(models),
-                {"seed": seeds[i], "batched": len(models), **(dict(infos[i]) if infos is not None else {})})
+                {**({"lr": rates[i]} if rates is not None else {}), "seed": seeds[i], "batched": len(models),
+                 **(dict(infos[i]) if infos is not None else {})})
         for i in range(len(models))
     ]
 
 
 def _checked(
-    models: Sequence[nn.Module], seeds: Sequence[int], dataset: Dataset, infos: Sequence[dict[str, Any]] | None
+    models: Sequence[nn.Module], seeds: Sequence[int], infos: Sequence[dict[str, Any]] | None
 ) -> tuple[list[nn.Module], list[int]]:
     """The models and seeds as lists, after checking that they fit one stacked run."""
     models = list(models)
@@ -101,14 +117,95 @@ def _checked(
     for model in models:
         if not isinstance(model, nn.Module):
             raise TypeError(f"models must be torch.nn.Module objects, got {type(model).__name__}")
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be an initlab.lab.data.Dataset, got {type(dataset).__name__}")
     shapes = [tuple((n, tuple(p.shape)) for n, p in m.named_parameters()) for m in models]
     if any(s != shapes[0] for s in shapes):
         raise ValueError("models of one batched run must share one architecture (same parameter names and shapes)")
     if infos is not None and len(infos) != len(models):
         raise ValueError(f"infos must give one dict per model: {len(infos)} for {len(models)} models")
     return models, seeds
+
+
+def _per_model_datasets(dataset: Dataset | Sequence[Dataset], count: int) -> list[Dataset]:
+    """``[dataset]`` for a shared data set, or the checked list of one data set per model."""
+    if isinstance(dataset, Dataset):
+        return [dataset]
+    if isinstance(dataset, str) or not isinstance(dataset, Sequence):
+        raise TypeError(
+            f"dataset must be an initlab.lab.data.Dataset or one per model, got {type(dataset).__name__}"
+        )
+    datasets = list(dataset)
+    if len(datasets) != count:
+        raise ValueError(f"dataset must give one data set per model: {len(datasets)} for {count} models")
+    for item in datasets:
+        if not isinstance(item, Dataset):
+            raise TypeError(f"dataset must hold initlab.lab.data.Dataset objects, got {type(item).__name__}")
+    first = datasets[0]
+    for item in datasets[1:]:
+        if (item.x_train.shape, item.x_test.shape, item.num_classes) != (
+            first.x_train.shape, first.x_test.shape, first.num_classes
+        ):
+            raise ValueError(
+                "the data sets of one batched run must have equal sizes and classes: "
+                f"{tuple(first.x_train.shape)}/{tuple(first.x_test.shape)}/{first.num_classes} and "
+                f"{tuple(item.x_train.shape)}/{tuple(item.x_test.shape)}/{item.num_classes}"
+            )
+    return datasets if len(datasets) > 1 else [first]
+
+
+def _stacked_data(datasets: list[Dataset], device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_test, y_test) on ``device``: shared, or one data set per copy stacked as (M, n, ...)."""
+    if len(datasets) == 1:
+        (data,) = datasets
+        return data.x_train.to(device, dtype), data.y_train.to(device), data.x_test.to(device, dtype), data.y_test.to(device)
+    return (
+        torch.stack([d.x_train for d in datasets]).to(device, dtype),
+        torch.stack([d.y_train for d in datasets]).to(device),
+        torch.stack([d.x_test for d in datasets]).to(device, dtype),
+        torch.stack([d.y_test for d in datasets]).to(device),
+    )
+
+
+def _per_model_rates(lr: float | Sequence[float] | None, count: int) -> list[float] | None:
+    """One learning rate per model, or None when ``lr`` is one number (or the default)."""
+    if lr is None or isinstance(lr, int | float):
+        return None
+    if isinstance(lr, str) or not isinstance(lr, Sequence):
+        raise TypeError(f"lr must be a number or one number per model, got {type(lr).__name__}")
+    rates = list(lr)
+    if len(rates) != count:
+        raise ValueError(f"lr must give one learning rate per model: {len(rates)} for {count} models")
+    return [check_number("every per-model lr", rate, minimum=0.0, strict=True) for rate in rates]
+
+
+def _gradient_factors(
+    params: dict[str, torch.Tensor], rates: list[float] | None, lr_scale: Mapping[str, float] | None,
+    config: TrainConfig,
+) -> list[torch.Tensor] | None:
+    """Per-parameter factors on the gradients that give each model and parameter its own SGD rate.
+
+    SGD's update (plain, momentum or nesterov, without weight decay) is linear
+    in the gradient, so scaling the gradient by r is a learning rate times r.
+    """
+    if rates is None and not lr_scale:
+        return None
+    if config.optimizer not in ("sgd", "momentum", "nesterov") or config.weight_decay:
+        raise ValueError(
+            "per-model lr and lr_scale need SGD (sgd, momentum or nesterov) without weight decay; "
+            f"got optimizer={config.optimizer!r}, weight_decay={config.weight_decay}"
+        )
+    scale = dict(lr_scale or {})
+    unknown = sorted(set(scale) - set(params))
+    if unknown:
+        raise ValueError(f"lr_scale names unknown parameters {unknown}; parameters: {', '.join(params)}")
+    for name, value in scale.items():
+        check_number(f"lr_scale[{name!r}]", value, minimum=0.0, strict=True)
+    factors = []
+    for name, tensor in params.items():
+        factor = torch.full((tensor.shape[0],), float(scale.get(name, 1.0)), dtype=tensor.dtype, device=tensor.device)
+        if rates is not None:
+            factor = factor * torch.tensor(rates, dtype=tensor.dtype, device=tensor.device)
+        factors.append(factor.view(-1, *([1] * (tensor.dim() - 1))))
+    return factors
 
 
 @dataclass
@@ -121,30 +218,33 @@ class _Stack:
     engine: StackedMLP | None
     shared_batch: Callable[..., torch.Tensor]
     own_batch: Callable[..., torch.Tensor]
+    own_data: bool  # every copy has its own data set
 
     @classmethod
-    def of(cls, models: list[nn.Module]) -> _Stack:
+    def of(cls, models: list[nn.Module], own_data: bool, loss: str) -> _Stack:
         for model in models:
             model.train()
         params, buffers = stack_module_state(models)
         base = copy.deepcopy(models[0]).to("meta")
-        engine = StackedMLP.of(models[0])
+        # the written-out backward computes cross-entropy's gradient; other losses go through autograd
+        engine = StackedMLP.of(models[0]) if loss == "cross_entropy" else None
         if engine is not None:
-            return cls(base, params, buffers, engine, _engine_forward(engine), _engine_forward(engine))
+            return cls(base, params, buffers, engine, _engine_forward(engine), _engine_forward(engine), own_data)
 
         def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (p, b), (x,))
 
         shared = vmap(forward, in_dims=(0, 0, None), randomness="different")
         own = vmap(forward, in_dims=(0, 0, 0), randomness="different")
-        return cls(base, params, buffers, None, shared, own)
+        return cls(base, params, buffers, None, shared, own, own_data)
 
     @property
     def device(self) -> torch.device:
         return next(iter(self.params.values())).device if self.params else torch.device("cpu")
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _evaluate(self.base, self.shared_batch, self.params, self.buffers, x, y)
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+        batched = self.own_batch if self.own_data else self.shared_batch
+        return _evaluate(self.base, batched, self.params, self.buffers, x, y, loss)
 
 
 @dataclass
@@ -184,38 +284,51 @@ class _HostTables:
     tests: dict[int, tuple[list[float], list[float]]]
 
 
+def _batch(data: tuple[torch.Tensor, ...], rows: torch.Tensor | None, count: int, own_data: bool
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs and targets of one step for every copy: the full set (rows None) or each copy's rows."""
+    x_train, y_train = data[0], data[1]
+    if rows is None:
+        return x_train, (y_train if own_data else y_train.expand(count, -1))
+    rows = rows.to(x_train.device)
+    if own_data:
+        copies = torch.arange(count, device=x_train.device).unsqueeze(1)
+        return x_train[copies, rows], y_train[copies, rows]
+    index = rows.reshape(-1)
+    return (x_train.index_select(0, index).view(count, -1, *x_train.shape[1:]),
+            y_train.index_select(0, index).view(count, -1))
+
+
 def _train_loop(
     stack: _Stack, config: TrainConfig, data: tuple[torch.Tensor, ...], seeds: list[int], tables: _Tables,
-    on_step: Callable[[int], None] | None,
+    on_step: Callable[[int], None] | None, factors: list[torch.Tensor] | None,
 ) -> int:
     """Train every copy for ``config.steps`` steps (or until all have diverged); returns the last step."""
-    x_train, y_train, x_test, y_test = data
     count = len(seeds)
     parameters = list(stack.params.values())
     opt = make_optimizer(parameters, config, foreach=True)
     # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
     plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay and torch_private.AVAILABLE
     step = 0
-    for step, rows in enumerate(batch_orders(len(y_train), config, seeds), start=1):
-        if rows is None:
-            x, targets = x_train, y_train.expand(count, -1)
-        else:
-            index = rows.to(x_train.device).reshape(-1)
-            x = x_train.index_select(0, index).view(count, -1, *x_train.shape[1:])
-            targets = y_train.index_select(0, index).view(count, -1)
+    for step, rows in enumerate(batch_orders(data[1].shape[-1], config, seeds), start=1):
+        x, targets = _batch(data, rows, count, stack.own_data)
         if stack.engine is not None:
             # forward and backward written out: no graph, buffers reused, gradients in .grad
             losses, logits = stack.engine.loss_and_grad(stack.params, x, targets)
         else:
-            logits = (stack.shared_batch if rows is None else stack.own_batch)(stack.params, stack.buffers, x)
-            per_example = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-            losses = per_example.view(count, -1).mean(dim=1)
+            forward = stack.shared_batch if rows is None and not stack.own_data else stack.own_batch
+            logits = forward(stack.params, stack.buffers, x)
+            losses = per_example_loss(logits, targets, config.loss).mean(dim=1)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
+        # a copy without a gradient is left as it is, as torch.optim.SGD leaves it
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        if factors is not None:
+            with torch.no_grad():
+                for grad, factor in zip(grads, factors):
+                    grad.mul_(factor)
         if plain_sgd:
             with torch.no_grad():
-                # a copy without a gradient is left as it is, as torch.optim.SGD leaves it
-                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
                 torch_private.foreach_add_(parameters, grads, alpha=-config.lr)
         else:
             opt.step()
@@ -224,7 +337,7 @@ def _train_loop(
             torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=tables.accuracy.dtype,
                        out=tables.accuracy[step - 1])
             if config.evaluated(step):
-                tables.test_at[step] = stack.evaluate(x_test, y_test)
+                tables.test_at[step] = stack.evaluate(data[2], data[3], config.loss)
         if on_step is not None:
             on_step(step)
         # a sync every few steps lets a sweep stop once every copy has diverged
@@ -290,18 +403,18 @@ def _divergent(losses: torch.Tensor, config: TrainConfig) -> torch.Tensor:
 @torch.no_grad()
 def _evaluate(
     base: nn.Module, batched: Callable[..., torch.Tensor], params: dict[str, torch.Tensor],
-    buffers: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+    buffers: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-model (loss, accuracy) in eval mode, as two (M,) tensors."""
+    """Per-model (loss, accuracy) in eval mode, as two (M,) tensors; ``y`` is shared ``(n,)`` or ``(M, n)``."""
     base.eval()
     try:
         logits = batched(params, buffers, x)
     finally:
         base.train()
-    count = logits.shape[0]
-    loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(count), reduction="none").view(count, -1).mean(1)
-    accuracy = (logits.argmax(dim=2) == y).float().mean(dim=1)
-    return loss, accuracy
+    targets = y.expand(logits.shape[0], -1) if y.ndim == 1 else y
+    loss_values = per_example_loss(logits, targets, loss).mean(dim=1)
+    accuracy = (logits.argmax(dim=2) == targets).float().mean(dim=1)
+    return loss_values, accuracy
 
 
 @torch.no_grad()

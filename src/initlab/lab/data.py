@@ -33,6 +33,7 @@ Names
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import os
@@ -176,17 +177,27 @@ def _mnist1d(
 ) -> Dataset:
     """MNIST-1D from the package's generator (``make_dataset``), never its download."""
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
+        import mnist1d.data  # noqa: F401
     except ImportError as error:
         raise ValueError(
             "dataset 'mnist1d' needs the mnist1d package (pip install 'initlab[lab]')"
         ) from error
     num_samples = check_int("num_samples", num_samples, minimum=20)
     generator_seed = check_int("generator_seed", generator_seed, minimum=0)
+    x, y = _mnist1d_signals(num_samples, generator_seed, bool(shuffle_seq))
+    length = x.shape[1]
+    return _make("mnist1d", x, y, seed, _test_fraction(test_fraction), 10, (1, length))
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_signals(num_samples: int, generator_seed: int, shuffle_seq: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's signals and labels (read-only), made once per (size, seed): splits only re-index them."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     args.num_samples = num_samples
     args.seed = generator_seed
-    args.shuffle_seq = bool(shuffle_seq)
+    args.shuffle_seq = shuffle_seq
     args.train_split = 1.0 - 1.0 / num_samples  # we split ourselves below
     # the generator seeds Python's and NumPy's global RNGs; give the caller theirs back
     py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
@@ -195,10 +206,11 @@ def _mnist1d(
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)  # noqa: NPY002
-    x = np.concatenate([made["x"], made["x_test"]])
+    x = np.concatenate([made["x"], made["x_test"]]).astype(np.float64)
     y = np.concatenate([made["y"], made["y_test"]]).astype(np.int64)
-    length = x.shape[1]
-    return _make("mnist1d", x, y, seed, _test_fraction(test_fraction), 10, (1, length))
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def _circles(

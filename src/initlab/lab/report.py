@@ -1,4 +1,4 @@
-"""One self-contained HTML file for a finished run: the claims table, every claim's checks and figures.
+"""One self-contained HTML file for a finished run: the claims table, every claim's rules and figures.
 
 The page needs no network and no server: styles are inline and every figure
 is embedded as a base64 data URI (``<img src="data:image/...;base64,...">``;
@@ -14,8 +14,9 @@ page carries a Content-Security-Policy (:data:`CSP`) that forbids scripts,
 so even markup that slipped through could not run.
 
 For a claims run each claim is a ``<section class="claim" data-claim-id=...>``
-with its verdict, the checks (value, threshold, status), its tables and
-figures (``<figure data-figure="figures/...">``). Other run folders (e.g.
+with its verdict, hypothesis, rules (value with its interval, threshold,
+status), tables and figures (``<figure data-figure="figures/...">``); the
+claim-specific pieces come from :mod:`initlab.lab.claims.html`. Other run folders (e.g.
 ``initlab compare``) get a generic page: the JSON as tables and every image
 in the folder.
 """
@@ -90,7 +91,7 @@ def _number(value: Any, digits: int) -> str:
     return _e(value)
 
 
-def _head(title: str) -> list[str]:
+def _head(title: str, *, extra_style: str = "") -> list[str]:
     """The start of every page initlab writes: charset, the script-forbidding CSP, title and styles."""
     return [
         "<!DOCTYPE html>",
@@ -98,7 +99,7 @@ def _head(title: str) -> list[str]:
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">',
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{_e(title)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{_STYLE}{extra_style}</style></head><body>",
     ]
 
 
@@ -165,73 +166,10 @@ def _rows_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _checks_table(checks: list[dict[str, Any]]) -> str:
-    if not checks:
-        return "<p class='meta'>No checks were measured.</p>"
-    body = []
-    for check in checks:
-        status = str(check.get("status", ""))
-        why = check.get("why") or ""
-        body.append(
-            f"<tr><td>{_e(check.get('label', ''))}</td><td>{_e(check.get('value_text', check.get('value', '')))}</td>"
-            f"<td>{_e(check.get('threshold_text', ''))}</td><td class='s-{_token(status)}'>{_e(status)}</td>"
-            f"<td>{_e(why)}</td></tr>"
-        )
-    return ("<table class='checks'><thead><tr><th>measured</th><th>value</th><th>threshold</th><th>status</th>"
-            "<th>why this threshold</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
-
-
-def _summary_table(claims: list[dict[str, Any]]) -> str:
-    rows = []
-    for item in claims:
-        verdict = str(item.get("verdict", ""))
-        rows.append(
-            f"<tr data-claim-row='{_e(item['id'])}'><td><a href='#claim-{_e(item['id'])}'>{_e(item['id'])}</a></td>"
-            f"<td>{_e(item.get('statement') or item.get('title', ''))}</td><td>{_e(item.get('source', ''))}</td>"
-            f"<td>{_e(item.get('measurement', ''))}</td><td>{_e(item.get('number', ''))}</td>"
-            f"<td>{_e(item.get('threshold', ''))}</td>"
-            f"<td><span class='verdict {_verdict_class(verdict)}'>{_e(verdict)}</span></td></tr>"
-        )
-    return ("<table id='claims-table'><thead><tr><th>id</th><th>claim</th><th>source</th><th>measured</th>"
-            "<th>number</th><th>threshold</th><th>verdict</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-
-
-def _claim_section(item: dict[str, Any], run_dir: Path) -> str:
-    verdict = str(item.get("verdict", ""))
-    parts = [
-        f"<section class='claim' id='claim-{_e(item['id'])}' data-claim-id='{_e(item['id'])}' data-verdict='{_e(verdict)}'>",
-        f"<h3>{_e(item['id'])}. {_e(item.get('title', ''))} "
-        f"<span class='verdict {_verdict_class(verdict)}'>{_e(verdict)}</span></h3>",
-        f"<p><b>Claim.</b> {_e(item.get('statement', ''))}</p>",
-        f"<p class='meta'>Source: {_e(item.get('source', ''))}"
-        + (f" · Setting: {_e(item['setting'])}" if item.get("setting") else "")
-        + f" · {_number(item.get('seconds', 0.0), 1)} s</p>",
-        f"<p><b>Measured.</b> {_e(item.get('measurement', ''))}</p>",
-        _checks_table(_dicts(item.get("checks"), f"claim {item['id']!r}: checks")),
-    ]
-    if item.get("reference"):
-        parts.append(f"<p class='reference'><b>Published.</b> {_e(item['reference'])}</p>")
-    if item.get("notes"):
-        parts.append(f"<p class='notes'><b>Why.</b> {_e(item['notes'])}</p>")
-    tables = item.get("tables") or {}
-    if not isinstance(tables, dict):
-        raise ValueError(f"claim {item['id']!r}: tables must be an object of row lists, got {type(tables).__name__}")
-    for name, rows in tables.items():
-        table = _rows_table(_dicts(rows, f"claim {item['id']!r}: table {name!r}"))
-        parts.append(f"<p class='meta'>{_e(name)}</p>{table}")
-    figures = item.get("figures") or []
-    if not isinstance(figures, list):
-        raise ValueError(f"claim {item['id']!r}: figures must be a list of paths, got {type(figures).__name__}")
-    for figure in figures:
-        parts.append(_embed_figure(run_dir, str(figure)))
-    if item.get("error"):
-        parts.append(f"<details><summary>error</summary><pre>{_e(item['error'])}</pre></details>")
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
 def render_claims_html(data: dict[str, Any], run_dir: str | os.PathLike[str]) -> str:
     """The HTML page of a claims run (``results.json`` content) whose figures live under ``run_dir``."""
+    from initlab.lab.claims import html as claims_html
+
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise ValueError("a claims results object needs a 'claims' list")
     folder = Path(run_dir)
@@ -241,36 +179,31 @@ def render_claims_html(data: dict[str, Any], run_dir: str | os.PathLike[str]) ->
             raise ValueError(f"claims[{index}] must be an object, got {type(item).__name__}")
         if "id" not in item or "verdict" not in item:
             raise ValueError(f"every claim result needs 'id' and 'verdict'; got keys {sorted(map(str, item))}")
-    counts: dict[str, int] = {}
-    for item in claims:
-        verdict = str(item["verdict"])
-        counts[verdict] = counts.get(verdict, 0) + 1
     environment = data.get("environment") or {}
     mode = data.get("mode", "quick" if data.get("quick") else "full")
     env_text = ", ".join(f"{k} {v}" for k, v in environment.items()) if isinstance(environment, dict) else environment
-    claim_items = [c for c in claims if c.get("kind", "claim") == "claim"]
-    reproductions = [c for c in claims if c.get("kind") == "reproduction"]
+    claim_items = [c for c in claims if c.get("group", c.get("kind", "claim")) != "reproduction"]
+    reproductions = [c for c in claims if c.get("group", c.get("kind")) == "reproduction"]
+
+    def embed(name: str) -> str:
+        return _embed_figure(folder, name)
+
     sections = [
-        *_head("initlab claims report"),
+        *_head("initlab claims report", extra_style=claims_html.STYLE),
         "<h1>initlab claims</h1>",
-        "<p>Every claim of the seed texts on weight initialization, run as an experiment. Each verdict is computed "
-        "from the measured numbers against the threshold shown next to them: <i>supported</i> when every check "
-        "passes, <i>not supported</i> when one fails, <i>inconclusive</i> when one lands within its stated margin "
-        "or the experiment could not run.</p>",
+        claims_html.intro(),
         f"<p class='meta'>{_e(mode)} mode · started {_e(data.get('started', ''))} · "
         f"{_number(data.get('seconds', 0.0), 0)} s · seed {_e(data.get('seed', 0))} · {_e(env_text)}</p>",
-        "<p class='counts'>" + "".join(
-            f"<span class='verdict {_verdict_class(v)}'>{_e(v)}: {n}</span>" for v, n in sorted(counts.items())
-        ) + "</p>",
+        claims_html.counts(claims),
         "<h2>Claims table</h2>",
-        _summary_table(claims),
+        claims_html.summary_table(claims),
     ]
     if claim_items:
-        sections.append("<h2>Claims of the seed texts</h2>")
-        sections.extend(_claim_section(item, folder) for item in claim_items)
+        sections.append("<h2>Claims</h2>")
+        sections.extend(claims_html.claim_section(item, embed) for item in claim_items)
     if reproductions:
         sections.append("<h2>Classic results reproduced</h2>")
-        sections.extend(_claim_section(item, folder) for item in reproductions)
+        sections.extend(claims_html.claim_section(item, embed) for item in reproductions)
     sections.append("</body></html>")
     return "\n".join(sections)
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from initlab.lab.data import Dataset
 from initlab.rng import derive_generator, derive_seed
-from initlab.rng.checks import check_int, check_number, check_seed
+from initlab.rng.checks import check_choice, check_int, check_number, check_seed
 from initlab.rng.deprecation import warn_deprecated
 
 __all__ = [
@@ -44,10 +44,15 @@ __all__ = [
     "run_status",
     "OPTIMIZERS",
     "STATUSES",
+    "LOSSES",
+    "per_example_loss",
 ]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 STATUSES = ("ok", "diverged", "stalled")
+# cross_entropy: softmax cross-entropy of the logits; sigmoid_mse: mean over classes of
+# (sigmoid(logit) - one_hot)^2, the squared error of logistic output units (Rumelhart et al. 1986)
+LOSSES = ("cross_entropy", "sigmoid_mse")
 _DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
 NAN = float("nan")
 
@@ -67,6 +72,7 @@ class TrainConfig:
     eval_every: int = 1
     stall_tolerance: float = 0.05
     diverge_loss: float = 1e4
+    loss: str = "cross_entropy"
 
     @classmethod
     def make(
@@ -84,8 +90,10 @@ class TrainConfig:
         eval_every: int | None = None,
         stall_tolerance: float = 0.05,
         diverge_loss: float = 1e4,
+        loss: str = "cross_entropy",
     ) -> TrainConfig:
         """Check every option (ValueError/TypeError naming it) and resolve the defaults."""
+        check_choice("loss", loss, LOSSES)
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         optimizer = optimizer.lower()
@@ -115,7 +123,7 @@ class TrainConfig:
             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, steps=steps,
             batch_size=None if batch_size is None or batch_size >= num_train else batch_size,
             steps_per_epoch=steps_per_epoch, log_every=log_every, eval_every=eval_every,
-            stall_tolerance=float(stall_tolerance), diverge_loss=diverge_loss,
+            stall_tolerance=float(stall_tolerance), diverge_loss=diverge_loss, loss=loss,
         )
 
     def logged(self, step: int) -> bool:
@@ -234,24 +242,49 @@ def is_divergent(loss: float, config: TrainConfig) -> bool:
     return not math.isfinite(loss) or loss > config.diverge_loss
 
 
+def per_example_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+    """The loss of every example: ``logits`` ``(..., classes)``, integer ``targets`` of shape ``logits.shape[:-1]``.
+
+    ``cross_entropy``: -log softmax(logits)[target]. ``sigmoid_mse``: mean over
+    classes of (sigmoid(logit) - one_hot(target))^2.
+    """
+    if loss == "cross_entropy":
+        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        return flat.view(targets.shape)
+    if loss == "sigmoid_mse":
+        one_hot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+        return (torch.sigmoid(logits) - one_hot).square().mean(dim=-1)
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode on (x, y); the mode is restored."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy"
+) -> tuple[float, float]:
+    """(mean ``loss``, accuracy) of ``model`` in eval mode on (x, y); the mode is restored."""
     was_training = model.training
     model.eval()
     try:
         logits = model(x)
-        loss = F.cross_entropy(logits, y).item()
+        loss_value = per_example_loss(logits, y, loss).mean().item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
     finally:
         model.train(was_training)
-    return loss, accuracy
+    return loss_value, accuracy
 
 
 def _device_of(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
+
+
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the inputs are cast to: that of the model's first floating parameter (float32 if none)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
 
 
 # ---------------------------------------------------------------- the loop
@@ -267,7 +300,7 @@ def train(
     on_step: Callable[[int], None] | None = None,
     **options: Any,
 ) -> RunResult:
-    """Train ``model`` in place on ``dataset`` with cross-entropy; return a :class:`RunResult`.
+    """Train ``model`` in place on ``dataset`` with ``loss`` (cross-entropy); return a :class:`RunResult`.
 
     ``options`` are the fields of :class:`TrainConfig`, checked by
     :meth:`TrainConfig.make`: ``optimizer`` ``sgd`` (default; lr 0.1, no
@@ -275,11 +308,13 @@ def train(
     ``adam``, ``adamw`` (lr 1e-3); ``lr``, ``momentum``, ``weight_decay``;
     ``steps`` or ``epochs`` (default 10 epochs); ``batch_size`` (None: full
     batch); ``log_every``, ``eval_every``, ``stall_tolerance``,
-    ``diverge_loss``. ``seed`` orders the minibatches. ``probe_every=N`` runs the training
+    ``diverge_loss``; ``loss``: ``cross_entropy`` or ``sigmoid_mse`` (see
+    :func:`per_example_loss`). ``seed`` orders the minibatches. ``probe_every=N`` runs the training
     inside ``initlab.Probe(model, every=N, optimizer=...)``: per-layer
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
-    recorded steps). The data set is moved to the model's device.
+    recorded steps). The data set is moved to the model's device and cast to
+    its parameters' dtype (a float64 model trains in float64).
     ``on_step(step)`` is called after each step's forward pass, as in
     :func:`initlab.lab.batched.train_stacked`.
     """
@@ -292,8 +327,8 @@ def train(
     if probe_every is not None:
         probe_every = check_int("probe_every", probe_every, minimum=1)
     config = TrainConfig.make(len(dataset.y_train), **options)
-    device = _device_of(model)
-    data = _Split(dataset.x_train.to(device), dataset.y_train.to(device), dataset.x_test.to(device),
+    device, dtype = _device_of(model), input_dtype(model)
+    data = _Split(dataset.x_train.to(device, dtype), dataset.y_train.to(device), dataset.x_test.to(device, dtype),
                   dataset.y_test.to(device))
     opt = make_optimizer(model.parameters(), config)
     probe_report: Any = None
@@ -306,7 +341,7 @@ def train(
         progress = _run_steps(model, opt, config, data, seed, on_step, legacy_callback)
         if session is not None:
             probe_report = session.report()
-    final, diverged_at = _final_metrics(model, data, progress)
+    final, diverged_at = _final_metrics(model, data, progress, config.loss)
     status = run_status(progress.first_loss, final["train_loss"], diverged_at is not None, config)
     return RunResult(
         status=status, history=progress.history, final=final, steps=progress.step,
@@ -345,8 +380,8 @@ def _run_steps(
         x, y = (data.x_train, data.y_train) if rows is None else (data.x_train[rows.to(device)], data.y_train[rows.to(device)])
         opt.zero_grad(set_to_none=True)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        loss_value = loss.item()
+        batch_loss = per_example_loss(logits, y, config.loss).mean()
+        loss_value = batch_loss.item()
         if step == 1:
             progress.first_loss = loss_value
         if on_step is not None:
@@ -355,28 +390,30 @@ def _run_steps(
             progress.diverged_at = step
             progress.history.append(_row(step, config, loss_value, NAN))
             break
-        loss.backward()
+        batch_loss.backward()
         opt.step()
         if config.logged(step):
             accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
             row = _row(step, config, loss_value, accuracy)
             if config.evaluated(step):
-                row["test_loss"], row["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
+                row["test_loss"], row["test_accuracy"] = evaluate(model, data.x_test, data.y_test, config.loss)
             progress.history.append(row)
     return progress
 
 
-def _final_metrics(model: nn.Module, data: _Split, progress: _Progress) -> tuple[dict[str, float], int | None]:
+def _final_metrics(
+    model: nn.Module, data: _Split, progress: _Progress, loss: str
+) -> tuple[dict[str, float], int | None]:
     """Train and test loss and accuracy after the last step (NaN for a diverged run), and the divergence step."""
     diverged_at = progress.diverged_at
     if diverged_at is not None:
         return dict.fromkeys(("train_loss", "train_accuracy", "test_loss", "test_accuracy"), NAN), diverged_at
-    train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train)
+    train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train, loss)
     last = progress.history[-1] if progress.history else None
     if last is not None and last["step"] == progress.step and not math.isnan(last["test_loss"]):
         test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
     else:
-        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test, loss)
     if not math.isfinite(train_loss):
         diverged_at = progress.step
     final = {"train_loss": train_loss, "train_accuracy": train_accuracy, "test_loss": test_loss,
@@ -389,7 +426,7 @@ def config_info(config: TrainConfig) -> dict[str, Any]:
     return {
         "optimizer": config.optimizer, "lr": config.lr, "momentum": config.momentum,
         "weight_decay": config.weight_decay, "total_steps": config.steps, "batch_size": config.batch_size,
-        "steps_per_epoch": config.steps_per_epoch,
+        "steps_per_epoch": config.steps_per_epoch, "loss": config.loss,
     }
 
 

@@ -1,16 +1,36 @@
-"""Claims as experiments: the registry, checks against stated thresholds, and verdicts.
+"""Claims as pre-registered experiments: hypotheses, decision rules fixed in code, controls, verdicts.
 
-A claim is a one-sentence statement from the seed texts (or a published
-result to reproduce) together with a function that measures it. The function
-returns an :class:`Outcome`: what was measured, one or more :class:`Check`
-objects (a measured value, a comparison and the threshold it must meet) and
-the figures it drew. The verdict is computed from the checks, never written
-by hand:
+A claim is a statement about initialization from the literature, turned into
+a hypothesis that an experiment can refute. Everything that decides its
+verdict is declared where the claim is registered, before anything runs:
 
-* ``supported``: every check passes;
-* ``not supported``: at least one check fails by more than its margin;
-* ``inconclusive``: no check fails clearly but one lands inside its margin
-  (or is not a finite number), or the experiment could not run.
+* the **hypothesis**, in plain words;
+* its **rules**: each names a measurement, the side of a threshold the
+  claim predicts, and a role:
+
+  - ``primary``: what the claim predicts in its own setting;
+  - ``control``: the same experiment in a condition where the claim predicts
+    the *opposite* outcome (or where a rival explanation would show up);
+    it must come out as predicted, or the experiment cannot tell the claim
+    from its alternative;
+  - ``demonstration``: an identity, a determinism check or a check that the
+    experiment set up its condition (e.g. that large weights do saturate
+    the units). It cannot refute the claim and is never counted as support.
+
+The experiment returns one :class:`Measurement` per rule: a value with its
+95 % confidence interval over seeds (or an exact value). A rule compares the
+interval, not the value, with its threshold: ``pass`` when the whole
+interval is on the predicted side, ``fail`` when it is entirely on the
+other side, ``unclear`` when it contains the threshold. The verdict follows
+(:func:`decide`):
+
+* ``demonstration``: the claim has only demonstrations, and they hold;
+* ``invalid``: a control (or a demonstration of a tested claim) failed, so
+  the experiment does not discriminate and nothing is concluded;
+* ``not supported``: a primary rule failed;
+* ``inconclusive``: a primary rule or a control is unclear;
+* ``supported``: every primary rule and control passed;
+* ``error``: the experiment raised; the message is kept.
 """
 
 from __future__ import annotations
@@ -27,28 +47,43 @@ __all__ = [
     "SUPPORTED",
     "NOT_SUPPORTED",
     "INCONCLUSIVE",
+    "INVALID",
+    "ERROR",
+    "DEMONSTRATION",
     "VERDICTS",
-    "Check",
+    "ROLES",
+    "Measurement",
+    "Rule",
     "Outcome",
     "Claim",
     "ClaimResult",
     "Context",
     "claim",
+    "decide",
     "registered_claims",
     "get_claim",
-    "combine_verdicts",
 ]
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+INVALID = "invalid"
+ERROR = "error"
+DEMONSTRATION = "demonstration"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, INVALID, DEMONSTRATION, ERROR)
 
-Comparison = Literal["<", "<=", ">", ">=", "==", "in"]
-_COMPARISONS = ("<", "<=", ">", ">=", "==", "in")
+Role = Literal["primary", "control", "demonstration"]
+ROLES = ("primary", "control", "demonstration")
+Comparison = Literal["<", ">", "in", "=="]
+_COMPARISONS = ("<", ">", "in", "==")
+GROUPS = ("claim", "reproduction")
+
+# tick labels, legends and titles of every figure are at least this large (points)
+MIN_FONT_SIZE = 8.0
 
 
-def _format_number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number for a table cell: 4 significant digits, scientific outside [1e-3, 1e5)."""
     if not math.isfinite(value):
         return str(value)
     if value == 0:
@@ -62,184 +97,237 @@ def _format_number(value: float) -> str:
 
 
 @dataclass(frozen=True)
-class Check:
-    """One measured value against a stated threshold.
+class Measurement:
+    """A measured value and its confidence interval [low, high] (equal to the value when exact).
 
-    ``op`` is ``<``, ``<=``, ``>``, ``>=``, ``==`` (within ``margin``) or
-    ``in`` (``threshold`` is a ``(low, high)`` interval). ``margin`` is the
-    band around the threshold, in the value's units, inside which the check
-    is inconclusive rather than passed or failed (for ``==`` it is the
-    tolerance). A value that is NaN or infinite is inconclusive unless
-    ``nonfinite_passes`` says what it means (True: pass, False: fail).
+    ``n`` is the number of independent units behind it (seeds, networks),
+    ``method`` says how the interval was made, ``samples`` keeps the
+    per-unit values of each group.
     """
 
-    label: str
     value: float
+    low: float
+    high: float
+    n: int = 1
+    method: str = "exact (no sampling)"
+    samples: tuple[tuple[float, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("value", "low", "high"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    @property
+    def exact(self) -> bool:
+        return self.low == self.high == self.value
+
+    def text(self) -> str:
+        """``0.123 [0.101, 0.140]``, or the value alone when exact."""
+        if self.exact or (math.isnan(self.low) and math.isnan(self.high) and self.n <= 1):
+            return format_number(self.value)
+        return f"{format_number(self.value)} [{format_number(self.low)}, {format_number(self.high)}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": _json_number(self.value), "low": _json_number(self.low), "high": _json_number(self.high),
+            "n": self.n, "method": self.method, "text": self.text(),
+            "samples": [[_json_number(v) for v in group] for group in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        return cls(
+            float(data["value"]), float(data["low"]), float(data["high"]), int(data.get("n", 1)),
+            str(data.get("method", "")), tuple(tuple(float(v) for v in group) for group in data.get("samples", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A decision rule fixed before the run: measurement ``key`` against ``threshold``.
+
+    ``op``: ``>`` / ``<`` (the claim predicts the interval above / below the
+    threshold), ``in`` (inside ``(low, high)``), ``==`` (exactly equal: for
+    identities). ``predicts`` says, for a control, the condition and what the
+    claim predicts there; ``why`` where the threshold comes from.
+    """
+
+    key: str
+    label: str
     op: Comparison
     threshold: float | tuple[float, float]
-    margin: float = 0.0
-    nonfinite_passes: bool | None = None
+    role: Role = "primary"
+    predicts: str = ""
     why: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in _COMPARISONS:
-            raise ValueError(f"Check: op must be one of {', '.join(_COMPARISONS)}, got {self.op!r}")
+            raise ValueError(f"Rule {self.key!r}: op must be one of {', '.join(_COMPARISONS)}, got {self.op!r}")
+        if self.role not in ROLES:
+            raise ValueError(f"Rule {self.key!r}: role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.op == "in":
-            if not (isinstance(self.threshold, tuple) and len(self.threshold) == 2):
-                raise ValueError(f"Check: op 'in' needs threshold=(low, high), got {self.threshold!r}")
-        elif isinstance(self.threshold, tuple):
-            raise ValueError(f"Check: op {self.op!r} needs a single number as threshold, got {self.threshold!r}")
-        if self.margin < 0 or not math.isfinite(self.margin):
-            raise ValueError(f"Check: margin must be a finite number >= 0, got {self.margin!r}")
-        object.__setattr__(self, "value", float(self.value))
+            if not (isinstance(self.threshold, tuple) and len(self.threshold) == 2
+                    and self.threshold[0] <= self.threshold[1]):
+                raise ValueError(f"Rule {self.key!r}: op 'in' needs threshold=(low, high), got {self.threshold!r}")
+        elif isinstance(self.threshold, tuple) or not math.isfinite(float(self.threshold)):
+            raise ValueError(f"Rule {self.key!r}: op {self.op!r} needs one finite threshold, got {self.threshold!r}")
+        if self.role == "control" and not self.predicts:
+            raise ValueError(f"Rule {self.key!r}: a control must say what the claim predicts (predicts=...)")
 
-    @property
-    def status(self) -> str:
-        """``pass``, ``fail`` or ``unclear``."""
-        value = self.value
-        if not math.isfinite(value):
-            if self.nonfinite_passes is None:
-                return "unclear"
-            return "pass" if self.nonfinite_passes else "fail"
-        margin = self.margin
+    def status(self, measurement: Measurement) -> str:
+        """``pass``, ``fail`` or ``unclear`` of the interval against the threshold."""
+        low, high = measurement.low, measurement.high
+        if math.isnan(low) or math.isnan(high):
+            return "unclear"
         if self.op == "in":
-            low, high = self.threshold  # type: ignore[misc]
-            if low <= value <= high:
+            bottom, top = self.threshold  # type: ignore[misc]
+            if bottom <= low and high <= top:
                 return "pass"
-            distance = low - value if value < low else value - high
-            return "unclear" if distance <= margin else "fail"
+            return "fail" if high < bottom or low > top else "unclear"
         threshold = float(self.threshold)  # type: ignore[arg-type]
         if self.op == "==":
-            return "pass" if abs(value - threshold) <= margin else "fail"
-        holds = {
-            "<": value < threshold,
-            "<=": value <= threshold,
-            ">": value > threshold,
-            ">=": value >= threshold,
-        }[self.op]
-        if margin > 0 and abs(value - threshold) <= margin:
-            return "unclear"
-        return "pass" if holds else "fail"
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "pass"
+            return "pass" if low == high == threshold else "fail"
+        if self.op == ">":
+            return "pass" if low > threshold else "fail" if high <= threshold else "unclear"
+        return "pass" if high < threshold else "fail" if low >= threshold else "unclear"
 
     def threshold_text(self) -> str:
-        """The comparison as text, e.g. ``<= 0.05`` or ``in [0.5, 2]``."""
         if self.op == "in":
-            low, high = self.threshold  # type: ignore[misc]
-            text = f"in [{_format_number(low)}, {_format_number(high)}]"
-        elif self.op == "==":
-            text = f"= {_format_number(float(self.threshold))}"  # type: ignore[arg-type]
-            if self.margin:
-                text += f" ± {_format_number(self.margin)}"
-            return text
-        else:
-            text = f"{self.op} {_format_number(float(self.threshold))}"  # type: ignore[arg-type]
-        if self.margin:
-            text += f" (±{_format_number(self.margin)} inconclusive)"
-        return text
+            bottom, top = self.threshold  # type: ignore[misc]
+            return f"in [{format_number(bottom)}, {format_number(top)}]"
+        sign = "=" if self.op == "==" else self.op
+        return f"{sign} {format_number(float(self.threshold))}"  # type: ignore[arg-type]
 
-    def value_text(self) -> str:
-        return _format_number(self.value)
+    def decision_text(self) -> str:
+        """The rule in words, e.g. 'pass when the whole interval lies above 0.05; fail when ...'."""
+        if self.op == "==":
+            return f"pass when the value equals {format_number(float(self.threshold))} exactly, else fail"  # type: ignore[arg-type]
+        if self.op == "in":
+            bottom, top = self.threshold  # type: ignore[misc]
+            return (f"pass when the whole interval lies in [{format_number(bottom)}, {format_number(top)}]; "
+                    "fail when it lies entirely outside; otherwise unclear")
+        side, other = ("above", "at or below") if self.op == ">" else ("below", "at or above")
+        value = format_number(float(self.threshold))  # type: ignore[arg-type]
+        return (f"pass when the whole interval lies {side} {value}; fail when it lies entirely {other} it; "
+                "unclear when it contains it")
 
     def to_dict(self) -> dict[str, Any]:
         threshold: Any = list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold
         return {
-            "label": self.label,
-            "value": _json_number(self.value),
-            "value_text": self.value_text(),
-            "op": self.op,
-            "threshold": threshold,
-            "threshold_text": self.threshold_text(),
-            "margin": self.margin,
-            "status": self.status,
+            "key": self.key, "label": self.label, "role": self.role, "op": self.op, "threshold": threshold,
+            "threshold_text": self.threshold_text(), "decision": self.decision_text(), "predicts": self.predicts,
             "why": self.why,
         }
 
 
-def combine_verdicts(checks: Sequence[Check]) -> str:
-    """``not supported`` if any check fails, else ``inconclusive`` if any is unclear, else ``supported``."""
-    if not checks:
-        return INCONCLUSIVE
-    statuses = [check.status for check in checks]
-    if "fail" in statuses:
+def decide(statuses: Sequence[tuple[Role, str]]) -> str:
+    """The verdict from (role, status) pairs of a claim's rules (see the module docstring)."""
+    primary = [s for role, s in statuses if role == "primary"]
+    control = [s for role, s in statuses if role == "control"]
+    demonstration = [s for role, s in statuses if role == "demonstration"]
+    if not primary and not control:
+        if not demonstration:
+            return INCONCLUSIVE
+        return DEMONSTRATION if all(s == "pass" for s in demonstration) else NOT_SUPPORTED
+    if "fail" in control or "fail" in demonstration:
+        return INVALID
+    if "fail" in primary:
         return NOT_SUPPORTED
-    if "unclear" in statuses:
+    if "unclear" in primary or "unclear" in control or "unclear" in demonstration:
         return INCONCLUSIVE
     return SUPPORTED
 
 
 @dataclass
 class Outcome:
-    """What an experiment returns: the measurement, its checks, figures and tables.
+    """What an experiment returns: one measurement per rule key, and what the report shows with them.
 
-    ``measurement`` says in one sentence what was measured; ``checks[0]`` is
-    the headline number shown in the table; ``notes`` explains the result
-    (and, where the claim does not hold in this setting, why); ``reference``
-    gives the published figure or number a reproduction is compared with.
+    ``measurement`` says in one sentence what was measured; ``notes`` states
+    what the numbers mean (computed from them, never typed in advance);
+    ``reference`` gives the published figure or number a reproduction is
+    compared with; ``seeds`` is the number of seeds per arm.
     """
 
     measurement: str
-    checks: list[Check]
-    figures: list[str] = field(default_factory=list)
+    values: dict[str, Measurement]
+    figures: list[str | None] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: str = ""
     reference: str = ""
     setting: str = ""
+    seeds: int = 1
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A registered claim: stable id, one-sentence statement, source and the experiment."""
+    """A registered claim: stable id, statement, references, the pre-registered hypothesis and rules."""
 
     id: str
     title: str
     statement: str
-    source: str
-    kind: str
+    references: tuple[str, ...]
+    group: str
+    hypothesis: str
+    rules: tuple[Rule, ...]
     run: Callable[[Context], Outcome]
     order: int
+
+    @property
+    def demonstration_only(self) -> bool:
+        return all(rule.role == "demonstration" for rule in self.rules)
+
+    def preregistration(self) -> dict[str, Any]:
+        """The hypothesis and decision rules as fixed in code (what results.json records before the numbers)."""
+        return {"hypothesis": self.hypothesis, "rules": [rule.to_dict() for rule in self.rules]}
 
 
 @dataclass
 class ClaimResult:
-    """One row of the claims table, with everything the report shows."""
+    """One claim of a run: its pre-registration, measurements, verdict and everything the report shows."""
 
     id: str
     title: str
     statement: str
-    source: str
-    kind: str
+    references: list[str]
+    group: str
+    hypothesis: str
     verdict: str
     measurement: str
-    number: str
-    threshold: str
-    checks: list[dict[str, Any]]
+    rules: list[dict[str, Any]]
     figures: list[str]
     tables: dict[str, list[dict[str, Any]]]
     notes: str
     reference: str
     setting: str
+    seeds: int
     seconds: float
     quick: bool
     error: str = ""
+    cpu_seconds: float = 0.0
+
+    @property
+    def headline(self) -> dict[str, Any] | None:
+        """The first primary rule's row (the first rule's for demonstrations), or None."""
+        for row in self.rules:
+            if row["role"] == "primary":
+                return row
+        return self.rules[0] if self.rules else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
-        names = {f for f in cls.__dataclass_fields__}
+        if not isinstance(data, dict):
+            raise ValueError(f"a claim result is a JSON object, got {type(data).__name__}")
         missing = {"id", "verdict"} - set(data)
         if missing:
             raise ValueError(f"a claim result needs the keys {sorted(missing)}; got {sorted(data)}")
+        names = set(cls.__dataclass_fields__)
         values = {key: data[key] for key in names if key in data}
         defaults: dict[str, Any] = {
-            "title": "", "statement": "", "source": "", "kind": "claim", "measurement": "",
-            "number": "", "threshold": "", "checks": [], "figures": [], "tables": {}, "notes": "",
-            "reference": "", "setting": "", "seconds": 0.0, "quick": False,
+            "title": "", "statement": "", "references": [], "group": "claim", "hypothesis": "", "measurement": "",
+            "rules": [], "figures": [], "tables": {}, "notes": "", "reference": "", "setting": "", "seeds": 0,
+            "seconds": 0.0, "quick": False,
         }
         for key, default in defaults.items():
             values.setdefault(key, default)
@@ -251,7 +339,7 @@ def _json_number(value: float) -> float | str:
 
 
 class Context:
-    """What an experiment gets: the mode, a seed, a figure folder and a progress callback."""
+    """What an experiment gets: the mode, a base seed, a figure folder and a progress callback."""
 
     def __init__(
         self,
@@ -272,6 +360,10 @@ class Context:
         """``quick`` in quick mode, ``full`` otherwise."""
         return quick if self.quick else full
 
+    def seeds(self, quick: int = 5, full: int = 10) -> list[int]:
+        """The seeds of a training claim: each one sets an init, a minibatch order and a train/test split."""
+        return [self.seed + index for index in range(self.pick(quick, full))]
+
     def log(self, message: str) -> None:
         if self._log is not None:
             self._log(f"[{self.claim_id}] {message}" if self.claim_id else message)
@@ -279,21 +371,31 @@ class Context:
     def save_figure(self, figure: Any, name: str) -> str | None:
         """Save a matplotlib figure as ``<figure_dir>/<claim id>-<name>.png`` and close it.
 
-        Returns the file name relative to the run folder (``figures/...``), or
-        None when this context has no figure folder.
+        Tick labels, legends, titles and axis labels smaller than
+        ``MIN_FONT_SIZE`` points are raised to it first. Returns the file name
+        relative to the run folder (``figures/...``), or None when this
+        context has no figure folder.
         """
         import matplotlib.pyplot as plt
 
         try:
             if self.figure_dir is None:
                 return None
+            readable_fonts(figure)
             self.figure_dir.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.claim_id}-{name}").strip("-")
             path = self.figure_dir / f"{stem}.png"
-            figure.savefig(path, dpi=90, bbox_inches="tight")
+            figure.savefig(path, dpi=100, bbox_inches="tight")
             return f"{self.figure_dir.name}/{path.name}"
         finally:
             plt.close(figure)
+
+
+def readable_fonts(figure: Any, minimum: float = MIN_FONT_SIZE) -> None:
+    """Raise every text of ``figure`` below ``minimum`` points (ticks, offsets, legends, labels) to it."""
+    for text in figure.findobj(lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "set_fontsize")):
+        if text.get_fontsize() < minimum:
+            text.set_fontsize(minimum)
 
 
 _REGISTRY: dict[str, Claim] = {}
@@ -305,20 +407,31 @@ def claim(
     *,
     title: str,
     statement: str,
-    source: str,
-    kind: str = "claim",
+    references: Sequence[str],
+    hypothesis: str,
+    rules: Sequence[Rule],
+    group: str = "claim",
     order: int,
 ) -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
-    """Decorator: register an experiment under a stable id."""
+    """Decorator: register an experiment with its hypothesis and decision rules under a stable id."""
     if not _ID_PATTERN.match(claim_id):
         raise ValueError(f"claim id must be lower-case letters, digits and '-', got {claim_id!r}")
-    if kind not in ("claim", "reproduction"):
-        raise ValueError(f"claim kind must be 'claim' or 'reproduction', got {kind!r}")
+    if group not in GROUPS:
+        raise ValueError(f"claim group must be one of {', '.join(GROUPS)}, got {group!r}")
+    if not rules:
+        raise ValueError(f"claim {claim_id!r} needs at least one rule")
+    keys = [rule.key for rule in rules]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"claim {claim_id!r}: rule keys must be unique, got {keys}")
+    tested = any(rule.role == "primary" for rule in rules)
+    if tested and not any(rule.role == "control" for rule in rules):
+        raise ValueError(f"claim {claim_id!r}: a tested claim needs at least one control rule")
 
     def register(function: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
         if claim_id in _REGISTRY:
             raise ValueError(f"claim id {claim_id!r} is registered twice")
-        _REGISTRY[claim_id] = Claim(claim_id, title, statement, source, kind, function, order)
+        _REGISTRY[claim_id] = Claim(claim_id, title, statement, tuple(references), group, hypothesis,
+                                    tuple(rules), function, order)
         return function
 
     return register
@@ -326,7 +439,7 @@ def claim(
 
 def registered_claims() -> list[Claim]:
     """Every registered claim, claims first (by number), then reproductions."""
-    return sorted(_REGISTRY.values(), key=lambda c: (c.kind != "claim", c.order, c.id))
+    return sorted(_REGISTRY.values(), key=lambda c: (c.group != "claim", c.order, c.id))
 
 
 def get_claim(claim_id: str) -> Claim:

@@ -7,10 +7,12 @@ import math
 import numpy as np
 import torch
 
-from initlab.lab.claims._common import figure, fmt
-from initlab.lab.claims._nets import InitSpec, StackedMLP, seeded_generator, train_stacked
-from initlab.lab.claims.base import Check, Context, Outcome, claim
-from initlab.schemes import constant, get, lecun_normal, normal
+from initlab.lab.claims import _stats
+from initlab.lab.claims._common import Arm, figure, finals, fmt, train_arms
+from initlab.lab.claims.base import Context, Measurement, Outcome, Rule, claim
+from initlab.lab.data import Dataset
+from initlab.rng import derive_generator
+from initlab.schemes import get, lecun_normal
 
 
 @claim(
@@ -20,7 +22,17 @@ from initlab.schemes import constant, get, lecun_normal, normal
         "Orthogonal init (u of the SVD of a Gaussian matrix) preserves norms: W^T W = I, and deep linear "
         "networks keep all Jacobian singular values at 1."
     ),
-    source="Korean answer (W = randn(n, n); u, s, v = svd(W); use u); Saxe et al. 2014",
+    references=("Saxe, McClelland & Ganguli 2014, 'Exact solutions to the nonlinear dynamics of learning in deep "
+                "linear neural networks'",),
+    hypothesis="A product of orthogonal matrices is orthogonal: an identity of linear algebra, shown numerically.",
+    rules=(
+        Rule("recipe", "max |W^T W - I|, u of svd(randn)", "<", 1e-12, role="demonstration"),
+        Rule("scheme", "max |W^T W - I|, initlab orthogonal", "<", 1e-12, role="demonstration"),
+        Rule("jacobian", "max |s - 1| over Jacobian singular values, orthogonal layers", "<", 1e-9,
+             role="demonstration"),
+        Rule("gaussian", "condition number of the Jacobian, Gaussian 1/n layers", ">", 100.0, role="demonstration",
+             why="the contrast: products of Gaussian matrices spread their singular values"),
+    ),
     order=12,
 )
 def orthogonal_norms(ctx: Context) -> Outcome:
@@ -29,17 +41,13 @@ def orthogonal_norms(ctx: Context) -> Outcome:
     width = 64
     depth = ctx.pick(30, 100)
     rng = np.random.default_rng(ctx.seed)
-    # the seed text's recipe, literally
     u, _, _ = np.linalg.svd(rng.standard_normal((width, width)))
     recipe_error = float(np.abs(u.T @ u - np.eye(width)).max())
     scheme = get("orthogonal(gain=1.0, method=svd)")
-    generator = seeded_generator(ctx.seed, "claim12")
+    generator = derive_generator(ctx.seed, "claim12")
     w = scheme.sample((width, width), dtype=torch.float64, generator=generator)
     scheme_error = float((w.T @ w - torch.eye(width, dtype=torch.float64)).abs().max())
-    x = torch.randn(256, width, generator=generator, dtype=torch.float64)
-    norm_ratio = (x @ w.T).norm(dim=1) / x.norm(dim=1)
-    norm_error = float((norm_ratio - 1).abs().max())
-
+    x = torch.randn(2, width, generator=generator, dtype=torch.float64)
     spectra = {}
     for label, layer_scheme in (("orthogonal", scheme), ("Gaussian, Var = 1/n (LeCun)", lecun_normal())):
         layers = []
@@ -47,10 +55,9 @@ def orthogonal_norms(ctx: Context) -> Outcome:
             linear = torch.nn.Linear(width, width, bias=False).double()
             with torch.no_grad():
                 linear.weight.copy_(layer_scheme.sample((width, width), dtype=torch.float64,
-                                                        generator=seeded_generator(ctx.seed, f"{label}/{layer}")))
+                                                        generator=derive_generator(ctx.seed, f"{label}/{layer}")))
             layers.append(linear)
-        model = torch.nn.Sequential(*layers)
-        spectrum = jacobian_singular_values(model, x[:2], exact=True)
+        spectrum = jacobian_singular_values(torch.nn.Sequential(*layers), x, exact=True)
         assert spectrum.singular_values is not None
         spectra[label] = spectrum.singular_values[0].numpy()
     orthogonal_values = spectra["orthogonal"]
@@ -59,36 +66,52 @@ def orthogonal_norms(ctx: Context) -> Outcome:
     for label, values in spectra.items():
         axes[0][0].plot(np.sort(values)[::-1], marker=".", label=label)
     axes[0][0].set_yscale("log")
-    axes[0][0].set_xlabel("index")
+    axes[0][0].set_xlabel("index (largest first)")
     axes[0][0].set_ylabel(f"singular value of the {depth}-layer Jacobian")
-    axes[0][0].legend(fontsize=7)
-    figure_name = ctx.save_figure(fig, "spectrum")
+    axes[0][0].legend()
     return Outcome(
         measurement=(
-            f"max |W^T W - I| of a {width}x{width} orthogonal matrix (numpy SVD recipe and initlab's orthogonal); "
-            f"singular values of the input-output Jacobian of a {depth}-layer linear network (float64)"
+            f"max |W^T W - I| of a {width}x{width} orthogonal matrix (NumPy SVD recipe and initlab's orthogonal); "
+            f"singular values of the input-output Jacobian of a {depth}-layer linear network (float64, "
+            "initlab.theory.jacobian_singular_values)"
         ),
-        checks=[
-            Check("max |W^T W - I|, u of svd(randn)", recipe_error, "<", 1e-12),
-            Check("max |W^T W - I|, initlab orthogonal", scheme_error, "<", 1e-12),
-            Check(f"max |s - 1| over Jacobian singular values, {depth} orthogonal layers",
-                  float(np.abs(orthogonal_values - 1).max()), "<", 1e-9),
-            Check(f"condition number, {depth} Gaussian layers", float(gaussian_values.max() / gaussian_values.min()),
-                  ">", 100.0, why="the contrast: products of Gaussian matrices spread their singular values"),
-        ],
-        figures=[figure_name] if figure_name else [],
-        tables={"spectra": [
-            {"layers": label, "largest s": fmt(float(values.max())), "smallest s": fmt(float(values.min()))}
-            for label, values in spectra.items()
-        ], "norms": [{"max | |Wx| / |x| - 1 |": fmt(norm_error)}]},
+        values={
+            "recipe": _stats.exact(recipe_error),
+            "scheme": _stats.exact(scheme_error),
+            "jacobian": _stats.exact(float(np.abs(orthogonal_values - 1).max())),
+            "gaussian": _stats.exact(float(gaussian_values.max() / gaussian_values.min())),
+        },
+        figures=[ctx.save_figure(fig, "spectrum")],
+        tables={"spectra": [{"layers": label, "largest s": fmt(float(v.max())), "smallest s": fmt(float(v.min()))}
+                            for label, v in spectra.items()]},
         notes="A product of orthogonal matrices is orthogonal, so the deep linear map is an isometry; the Gaussian "
               "product keeps the average squared singular value near 1 but not the individual ones.",
-        setting="float64, Jacobian from initlab.theory.jacobian_singular_values (exact)",
+        setting="float64, one draw",
     )
 
 
-_XOR_X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-_XOR_Y = torch.tensor([0.0, 1.0, 1.0, 0.0])
+def _xor() -> Dataset:
+    """The four XOR points as a two-class data set (train = test)."""
+    x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    return Dataset(x_train=x, y_train=y, x_test=x, y_test=y, num_classes=2, input_shape=(2,), name="xor")
+
+
+def _expected_best(losses: np.ndarray, k: int) -> np.ndarray:
+    """Expected minimum of k runs drawn without replacement, for each row of ``losses`` (rows: resamples)."""
+    runs = losses.shape[-1]
+    # P(the minimum of a random k-subset is the i-th smallest) = C(n-1-i, k-1) / C(n, k)
+    weights = np.array([math.comb(runs - 1 - i, k - 1) for i in range(runs)], dtype=float) / math.comb(runs, k)
+    return (np.sort(losses, axis=-1) * weights).sum(axis=-1)
+
+
+def _restarts(spec: str, seeds: list[int], steps: int) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Final training losses and flattened solutions of one XOR net per seed (full-batch GD, float64)."""
+    runs = train_arms(spec, [Arm("restart", "normal(std=1.0); bias=zeros")], seeds, splits=[_xor()] * len(seeds),
+                      dtype=torch.float64, steps=steps, lr=1.0, eval_every=steps, log_every=steps)
+    losses = finals(runs["restart"], "train_loss", diverged=math.inf)
+    solutions = [torch.cat([p.detach().flatten() for p in model.parameters()]) for model in runs.models["restart"]]
+    return losses, solutions
 
 
 @claim(
@@ -98,87 +121,113 @@ _XOR_Y = torch.tensor([0.0, 1.0, 1.0, 0.0])
         "From one fixed init gradient descent lands on the same solution every time; from different random inits "
         "it lands on different ones, and the best of k restarts improves as k grows."
     ),
-    source="Spanish answer (helicopter analogy; greedy training, restarts as for k-means/EM); German answer",
+    references=("Bishop 1995, 'Neural Networks for Pattern Recognition' (multiple restarts of non-convex training)",),
+    hypothesis=(
+        "On XOR, a problem with bad local minima and plateaus, a 2-2-2 sigmoid net lands on different solutions "
+        "from different random inits, and the expected best of 16 restarts has less than half the final loss "
+        "of one; a linear network, which has no bad minima, gains nothing from restarts."
+    ),
+    rules=(
+        Rule("distinct", "median distance between the solutions of different inits", ">", 0.5),
+        Rule("best_of_16", "expected best-of-16 over best-of-1 final loss, sigmoid net", "<", 0.5),
+        Rule("linear", "expected best-of-16 over best-of-1 final loss, linear net", ">", 0.9, role="control",
+             predicts="restarts help only where there are bad minima: a linear net ends every run at the same "
+                      "loss, so the best of 16 is no better than one"),
+        Rule("repeat", "max difference between the solutions of 4 runs from one init", "==", 0.0,
+             role="demonstration", why="full-batch gradient descent is deterministic"),
+        Rule("stuck", "fraction of sigmoid runs ending above loss 0.1", ">", 0.0, role="demonstration",
+             why="there must be bad minima or plateaus for restarts to matter"),
+    ),
     order=15,
 )
 def random_restarts(ctx: Context) -> Outcome:
     runs = ctx.pick(48, 128)
-    repeats = 4
-    steps = ctx.pick(1500, 5000)
-    spec = InitSpec("restart", normal(std=1.0))
-    seeds = [ctx.seed] * repeats + [ctx.seed + 1 + r for r in range(runs)]
-    model = StackedMLP([2, 2, 1], "sigmoid", len(seeds), dtype=torch.float64)
-    model.initialize([spec] * len(seeds), seeds)
-    log = train_stacked(model, _XOR_X.double(), _XOR_Y.double(), steps=steps, lr=2.0, loss="bce", record_every=50)
-    solutions = torch.cat([torch.cat([w.detach().reshape(len(seeds), -1), b.detach().reshape(len(seeds), -1)], 1)
-                           for w, b in zip(model.weights, model.biases)], 1)
-    same = solutions[:repeats]
-    repeat_distance = float((same - same[0:1]).abs().max())
-    different = solutions[repeats:]
-    distances = torch.cdist(different, different)
+    steps = ctx.pick(1500, 4000)
+    seeds = [ctx.seed + 1 + index for index in range(runs)]
+    losses, solutions = _restarts("mlp:2-2-2:sigmoid", seeds, steps)
+    _, repeated = _restarts("mlp:2-2-2:sigmoid", [ctx.seed] * 4, steps)
+    linear_losses, _ = _restarts("mlp:2-2-2:linear", seeds, steps)
+    stacked = torch.stack(solutions)
+    distances = torch.cdist(stacked, stacked)
     distinct = float(distances[~torch.eye(runs, dtype=torch.bool)].median())
-    losses = log.train_loss[repeats:]
-    losses = np.where(np.isfinite(losses), losses, np.inf)
-    stuck = float(np.mean(losses > 0.1))
-    # expected best-of-k loss: the k-th order statistic averaged over all subsets of size k
-    ordered = np.sort(losses)
-    best_of = {}
-    for k in (1, 2, 4, 8, 16):
-        # P(min of a random k-subset is the i-th smallest) = C(n-1-i, k-1) / C(n, k)
-        weights = np.array([math.comb(runs - 1 - i, k - 1) for i in range(runs)], dtype=float) / math.comb(runs, k)
-        best_of[k] = float(np.sum(weights * ordered))
+    repeat_distance = max(float((s - repeated[0]).abs().max()) for s in repeated)
+
+    def gain(values: np.ndarray) -> Measurement:
+        return _stats.bootstrap(lambda a: _expected_best(a, 16) / _expected_best(a, 1), values, what="restarts")
+
+    finite = np.where(np.isfinite(losses), losses, np.inf)
+    best = {k: float(_expected_best(finite[None], k)[0]) for k in (1, 2, 4, 8, 16)}
     fig, axes = figure(ncols=2)
-    axes[0][0].hist(np.log10(np.clip(losses, 1e-6, None)), bins=30)
-    axes[0][0].set_xlabel("log10 final loss")
-    axes[0][0].set_title(f"{runs} random inits, XOR 2-2-1")
-    axes[0][1].plot(list(best_of), list(best_of.values()), marker="o")
+    axes[0][0].hist(np.log10(np.clip(finite, 1e-6, None)), bins=30)
+    axes[0][0].set_xlabel("log10 final training loss")
+    axes[0][0].set_ylabel("runs")
+    axes[0][0].set_title(f"{runs} random inits, XOR 2-2-2")
+    axes[0][1].plot(list(best), list(best.values()), marker="o")
     axes[0][1].set_xscale("log", base=2)
     axes[0][1].set_yscale("log")
     axes[0][1].set_xlabel("restarts k")
     axes[0][1].set_ylabel("expected best final loss")
-    figure_name = ctx.save_figure(fig, "restarts")
     return Outcome(
         measurement=(
-            f"2-2-1 sigmoid network on XOR (a problem with bad local minima), {steps} full-batch GD steps from "
-            f"{repeats} copies of one init and from {runs} random N(0, 1) inits, float64"
+            f"2-2-2 sigmoid (and linear) networks on the four XOR points, {steps} full-batch gradient steps at lr "
+            f"1.0 with cross-entropy, float64, from {runs} N(0, 1) inits and from 4 copies of one init"
         ),
-        checks=[
-            Check("max difference between the solutions of the repeated fixed init", repeat_distance, "==", 0.0),
-            Check("median distance between solutions of different inits", distinct, ">", 0.5),
-            Check("fraction of random inits ending above loss 0.1 (stuck)", stuck, ">", 0.0,
-                  why="there must be bad minima or plateaus for restarts to matter"),
-            Check("expected best-of-16 loss / best-of-1 loss", best_of[16] / max(best_of[1], 1e-300), "<", 0.5),
-        ],
-        figures=[figure_name] if figure_name else [],
-        tables={"best of k": [{"k": k, "expected best final loss": fmt(v)} for k, v in best_of.items()]},
-        notes="Full-batch gradient descent is deterministic: the same start gives bit-identical weights. Different "
-              "starts fall into different basins, some of them poor, and taking the best of several restarts "
-              "removes most of that risk.",
-        setting="binary cross-entropy, lr 2.0",
+        values={
+            "distinct": _stats.exact(distinct, n=runs),
+            "best_of_16": gain(finite),
+            "linear": gain(linear_losses),
+            "repeat": _stats.exact(repeat_distance, n=4),
+            "stuck": _stats.exact(float(np.mean(finite > 0.1)), n=runs),
+        },
+        figures=[ctx.save_figure(fig, "restarts")],
+        tables={"best of k": [{"k": k, "expected best final loss": fmt(v)} for k, v in best.items()],
+                "linear net": [{"final loss, median": fmt(float(np.median(linear_losses))),
+                                "final loss, max - min": fmt(float(np.ptp(linear_losses)))}]},
+        notes=(
+            f"{np.mean(finite > 0.1):.0%} of the sigmoid runs end above loss 0.1 (a plateau or a poor minimum); the "
+            "best of several restarts avoids them. Full-batch gradient descent is deterministic: the same start "
+            "gives bit-identical weights."
+        ),
+        setting=f"{runs} restarts (init seeds)",
+        seeds=runs,
     )
 
 
-def _correlation_profile(activation: str, sigma_w2: float, sigma_b2: float, depth: int, width: int,
-                         c0: float, seed: int, networks: int, input_q: float = 1.0) -> np.ndarray:
-    """Cosine similarity of two inputs' pre-activations per layer, averaged over networks.
+def _correlations(sigma_w2: float, sigma_b2: float, depth: int, width: int, c0: float, seed: int,
+                  input_q: float) -> np.ndarray:
+    """Cosine of two inputs' pre-activations at each of ``depth`` tanh layers of one random network.
 
-    The inputs have per-unit second moment ``input_q`` and correlation ``c0``.
+    Weights N(0, sigma_w2 / width), biases N(0, sigma_b2), drawn layer by layer (float64); the inputs have
+    per-unit second moment ``input_q`` and correlation ``c0``.
     """
-    generator = seeded_generator(seed, f"claim16/{activation}/{sigma_w2}")
-    z = torch.randn(networks, 2, width, generator=generator, dtype=torch.float64) * math.sqrt(input_q)
-    first = z[:, 0]
-    second = c0 * z[:, 0] + math.sqrt(1 - c0**2) * z[:, 1]
-    hidden = torch.stack([first, second], dim=1)
-    act = {"tanh": torch.tanh, "relu": torch.relu}[activation]
+    generator = derive_generator(seed, f"claim16/{sigma_w2}")
+    z = torch.randn(2, width, generator=generator, dtype=torch.float64) * math.sqrt(input_q)
+    hidden = torch.stack([z[0], c0 * z[0] + math.sqrt(1 - c0**2) * z[1]])
     values = []
     for layer in range(depth):
-        w = torch.randn(networks, width, width, generator=generator, dtype=torch.float64) * math.sqrt(sigma_w2 / width)
-        b = torch.randn(networks, 1, width, generator=generator, dtype=torch.float64) * math.sqrt(sigma_b2)
-        source = hidden if layer == 0 else act(hidden)
-        hidden = torch.bmm(source, w.transpose(1, 2)) + b
-        cosine = (hidden[:, 0] * hidden[:, 1]).sum(-1) / (hidden[:, 0].norm(dim=-1) * hidden[:, 1].norm(dim=-1))
-        values.append(float(cosine.mean()))
-    return np.array(values)
+        w = torch.randn(width, width, generator=generator, dtype=torch.float64) * math.sqrt(sigma_w2 / width)
+        b = torch.randn(width, generator=generator, dtype=torch.float64) * math.sqrt(sigma_b2)
+        hidden = (hidden if layer == 0 else torch.tanh(hidden)) @ w.T + b
+        values.append(float(torch.nn.functional.cosine_similarity(hidden[0], hidden[1], dim=0)))
+    return np.asarray(values)
+
+
+ORDERED_SIGMA_W2 = (0.8, 1.2)
+CHAOTIC_SIGMA_W2 = (2.5, 4.0)
+SIGMA_B2 = 0.05
+
+
+def _constant_init_cosine(width: int, seed: int) -> float:
+    """Cosine of two random positive inputs after 4 layers whose weights are all 0.01 (biases 0)."""
+    constant = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(4)]).double()
+    for module in constant:
+        assert isinstance(module, torch.nn.Linear)
+        torch.nn.init.constant_(module.weight, 0.01)
+        torch.nn.init.zeros_(module.bias)
+    pair = torch.randn(2, width, generator=derive_generator(seed, "claim16/constant"), dtype=torch.float64).abs()
+    with torch.no_grad():
+        last = constant(pair)
+    return float(torch.nn.functional.cosine_similarity(last[0], last[1], dim=0))
 
 
 @claim(
@@ -186,80 +235,103 @@ def _correlation_profile(activation: str, sigma_w2: float, sigma_b2: float, dept
     title="Random weights keep distinct inputs distinct through depth",
     statement=(
         "Random Gaussian weights keep distinct inputs distinct through depth (the correlation between two inputs' "
-        "representations stays below 1, as mean-field theory predicts), while a constant init maps all inputs "
-        "to one representation."
+        "representations stays below 1), while a constant init maps all inputs to one representation."
     ),
-    source="German answer ('random weights preserve the separation of inputs'); Poole et al. 2016",
+    references=(
+        "Poole, Lahiri, Raghu, Sohl-Dickstein & Ganguli 2016, 'Exponential expressivity in deep neural networks "
+        "through transient chaos'",
+        "Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017, 'Deep information propagation'",
+    ),
+    hypothesis=(
+        "In deep tanh networks with W ~ N(0, sigma_w^2/n), b ~ N(0, 0.05), the correlation of two inputs follows "
+        "the mean-field correlation map layer by layer: above the critical sigma_w^2 (1.761) it settles at a "
+        "fixed point c* < 1 (inputs stay distinct); below it c* = 1 (they merge)."
+    ),
+    rules=(
+        Rule("chaotic", "largest last-layer correlation over the chaotic points (sigma_w^2 = 2.5, 4)", "<", 0.9),
+        Rule("prediction", "mean |measured - predicted| correlation over layers and the four sigma_w^2, in units "
+             "of 1/sqrt(width x networks)", "<", 3.0,
+             why="a cosine of two width-n vectors fluctuates by about 1/sqrt(n) per network; the mean of k networks "
+                 "by 1/sqrt(n k)"),
+        Rule("ordered", "smallest last-layer correlation over the ordered points (sigma_w^2 = 0.8, 1.2)", ">", 0.99,
+             role="control",
+             predicts="below the critical line the same theory gives c* = 1: there the random weights do not keep "
+                      "inputs distinct, they merge them"),
+        Rule("constant", "last-layer correlation of two inputs, constant init", "in", (1 - 1e-9, 1 + 1e-9),
+             role="demonstration", why="every unit computes the same number"),
+    ),
     order=16,
 )
 def distinct_inputs(ctx: Context) -> Outcome:
     from initlab.theory import MeanField
 
-    depth = ctx.pick(20, 50)
-    width = ctx.pick(400, 1000)
-    networks = ctx.pick(2, 4)
+    depth = ctx.pick(30, 50)
+    width = ctx.pick(300, 500)
+    networks = ctx.seeds()
     c0 = 0.5
-    sigma_w2, sigma_b2 = 2.0, 0.05
-    field = MeanField("tanh", sigma_w2=sigma_w2, sigma_b2=sigma_b2)
-    q_star = field.q_star
-    # inputs scaled so that the first pre-activations already have variance q*: the c-map at q* then
-    # predicts every layer, from c1 = (sigma_w2 q_x c0 + sigma_b2) / q*
-    input_q = (q_star - sigma_b2) / sigma_w2
-    measured = _correlation_profile("tanh", sigma_w2, sigma_b2, depth, width, c0, ctx.seed, networks, input_q)
-    predicted = [(sigma_w2 * input_q * c0 + sigma_b2) / q_star]
-    for _ in range(depth - 1):
-        predicted.append(float(field.c_map(predicted[-1])))
-    predicted_array = np.array(predicted)
-    deviation = float(np.abs(measured - predicted_array).max())
-    tolerance = 5.0 / math.sqrt(width * networks)
-    ordered_field = MeanField("tanh", sigma_w2=0.8, sigma_b2=sigma_b2)
-    ordered = _correlation_profile("tanh", 0.8, sigma_b2, depth, width, c0, ctx.seed, networks,
-                                   (ordered_field.q_star - sigma_b2) / 0.8)
+    measured: dict[float, np.ndarray] = {}
+    predicted: dict[float, np.ndarray] = {}
+    fields = {}
+    for sigma_w2 in ORDERED_SIGMA_W2 + CHAOTIC_SIGMA_W2:
+        field = MeanField("tanh", sigma_w2=sigma_w2, sigma_b2=SIGMA_B2)
+        fields[sigma_w2] = field
+        # inputs scaled so the first pre-activations already have variance q*: the c-map at q* then predicts
+        # every layer, from c1 = (sigma_w2 q_x c0 + sigma_b2) / q*
+        input_q = (field.q_star - SIGMA_B2) / sigma_w2
+        measured[sigma_w2] = np.stack([_correlations(sigma_w2, SIGMA_B2, depth, width, c0, seed, input_q)
+                                       for seed in networks])
+        curve = [(sigma_w2 * input_q * c0 + SIGMA_B2) / field.q_star]
+        for _ in range(depth - 1):
+            curve.append(float(field.c_map(curve[-1])))
+        predicted[sigma_w2] = np.asarray(curve)
+    grid = list(measured)
+    stacked = np.stack([measured[s] for s in grid], axis=1)  # (networks, points, layers)
+    prediction = np.stack([predicted[s] for s in grid])  # (points, layers)
+    unit = math.sqrt(width * len(networks))  # deviations in units of 1/sqrt(width x networks)
+    chaotic_index = [grid.index(s) for s in CHAOTIC_SIGMA_W2]
+    ordered_index = [grid.index(s) for s in ORDERED_SIGMA_W2]
 
-    # constant init: every unit computes the same number, so any two inputs point the same way
-    constant_model = StackedMLP([width] + [width] * 3 + [width], "tanh", 1)
-    constant_model.initialize([InitSpec("constant", constant(0.01), biases=constant(0.0))], [ctx.seed])
-    generator = seeded_generator(ctx.seed, "claim16/constant")
-    pair = torch.randn(2, width, generator=generator).abs()
-    keep: list[torch.Tensor] = []
-    with torch.no_grad():
-        constant_model(pair, keep=keep)
-    last = keep[-1][0].double()
-    constant_cosine = float((last[0] @ last[1]) / (last[0].norm() * last[1].norm()))
+    constant_cosine = _constant_init_cosine(width, ctx.seed)
 
-    fig, axes = figure()
+    fig, axes = figure(width=5.5)
     layers = np.arange(1, depth + 1)
-    axes[0][0].plot(layers, measured, "o", ms=3, label=f"measured, sigma_w^2={sigma_w2} (chaotic)")
-    axes[0][0].plot(layers, predicted_array, "-", label="mean-field prediction")
-    axes[0][0].plot(layers, ordered, "s", ms=3, label="measured, sigma_w^2=0.8 (ordered)")
-    axes[0][0].axhline(field.c_star, color="gray", ls=":", lw=0.8)
+    for index, sigma_w2 in enumerate(grid):
+        mean = measured[sigma_w2].mean(axis=0)
+        axes[0][0].plot(layers, mean, "o", ms=3, color=f"C{index}",
+                        label=f"sigma_w^2 = {sigma_w2:g} ({fields[sigma_w2].phase}), measured")
+        axes[0][0].plot(layers, predicted[sigma_w2], "-", color=f"C{index}", lw=1)
     axes[0][0].set_xlabel("layer")
-    axes[0][0].set_ylabel("correlation of the two inputs")
+    axes[0][0].set_ylabel("correlation of the two inputs (lines: mean-field)")
     axes[0][0].set_ylim(0, 1.05)
-    axes[0][0].legend(fontsize=7)
-    figure_name = ctx.save_figure(fig, "correlation")
+    axes[0][0].legend()
     return Outcome(
         measurement=(
-            f"cosine similarity of two inputs (start {c0}) through {depth} tanh layers of width {width} with "
-            f"W ~ N(0, {sigma_w2}/n), b ~ N(0, {sigma_b2}); mean-field c-map from initlab.theory; constant init for contrast"
+            f"cosine similarity of two inputs (start {c0}) through {depth} tanh layers of width {width}, "
+            f"W ~ N(0, sigma_w^2/n), b ~ N(0, {SIGMA_B2}), one value per random network; mean-field c-map from "
+            "initlab.theory.MeanField; a 4-layer constant-init net for contrast"
         ),
-        checks=[
-            Check(f"correlation at layer {depth}, random init", float(measured[-1]), "<", 0.99),
-            Check("max |measured - predicted| correlation over layers", deviation, "<", tolerance,
-                  why=f"finite-width fluctuations: 5 / sqrt(width * networks) = {tolerance:.3f}"),
-            Check("correlation at the last layer, constant init", constant_cosine, "==", 1.0, margin=1e-6),
-        ],
-        figures=[figure_name] if figure_name else [],
+        values={
+            "chaotic": _stats.bootstrap(lambda a: a[..., -1].mean(axis=1)[:, chaotic_index].max(axis=-1), stacked,
+                                        what="networks"),
+            "prediction": _stats.bootstrap(lambda a: np.abs(a.mean(axis=1) - prediction).mean(axis=(-2, -1)) * unit,
+                                           stacked, what="networks"),
+            "ordered": _stats.bootstrap(lambda a: a[..., -1].mean(axis=1)[:, ordered_index].min(axis=-1), stacked,
+                                        what="networks"),
+            "constant": _stats.exact(constant_cosine),
+        },
+        figures=[ctx.save_figure(fig, "correlation")],
         tables={"fixed points": [
-            {"sigma_w^2": sigma_w2, "q*": fmt(q_star), "c*": fmt(field.c_star), "chi1": fmt(field.chi1), "phase": field.phase},
-            {"sigma_w^2": 0.8, "q*": fmt(ordered_field.q_star), "c*": fmt(ordered_field.c_star),
-             "chi1": fmt(ordered_field.chi1), "phase": ordered_field.phase},
+            {"sigma_w^2": s, "q*": fmt(f.q_star), "c*": fmt(f.c_star), "chi1": fmt(f.chi1), "phase": f.phase,
+             f"measured, layer {depth}": fmt(float(measured[s][:, -1].mean())),
+             f"predicted, layer {depth}": fmt(float(predicted[s][-1]))}
+            for s, f in fields.items()
         ]},
         notes=(
-            f"In the chaotic phase (chi1 = {field.chi1:.2f} > 1) the correlation settles at c* = {field.c_star:.3f} < 1: "
-            "the inputs stay apart. In the ordered phase (chi1 < 1) it creeps to 1 -- random weights alone do not "
-            "guarantee separation; their scale decides it. A constant init gives every unit the same value, so all "
-            "inputs map to multiples of one vector."
+            "In the chaotic phase (chi1 > 1) the correlation settles at c* < 1: the inputs stay apart. In the "
+            "ordered phase (chi1 < 1) it creeps to 1: random weights alone do not guarantee separation; their "
+            "scale decides it. A constant init gives every unit the same value, so all inputs map to multiples of "
+            "one vector."
         ),
-        setting=f"{networks} networks, float64",
+        setting=f"{len(networks)} networks per sigma_w^2, float64",
+        seeds=len(networks),
     )
