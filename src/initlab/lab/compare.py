@@ -44,6 +44,7 @@ from initlab.lab.store import (
     sweep_lock,
 )
 from initlab.lab.trainer import TrainConfig
+from initlab.rng.checks import check_seed
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "run_task", "check_config", "check_inits", "known_inits"]
 
@@ -166,8 +167,7 @@ def check_config(config: CompareConfig) -> None:
     if not config.seeds:
         raise ValueError("seeds must hold at least one seed")
     for seed in config.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ValueError(f"seeds must be ints in [0, 2**63 - 1], got {seed!r}")
+        check_seed(seed, "seeds")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"seeds must not repeat, got {list(config.seeds)}")
     check_executor(config.executor, config.workers)

@@ -33,6 +33,7 @@ from initlab.lab.claims.base import (
     registered_claims,
 )
 from initlab.lab.environment import environment as machine_environment
+from initlab.rng.checks import check_int, check_seed
 
 __all__ = ["ClaimsRun", "run_claims", "run_one", "load_run", "write_run", "select_claims", "RESULTS_FILE", "FIGURE_DIR"]
 
@@ -133,8 +134,7 @@ def pinned(threads: int) -> Iterator[None]:
     """Torch (and NumPy BLAS) on ``threads`` threads with deterministic algorithms; restored on exit."""
     import torch
 
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    check_int("threads", threads, minimum=1)
     previous_threads = torch.get_num_threads()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     with contextlib.ExitStack() as stack:
@@ -242,10 +242,8 @@ def run_claims(
     ``quick`` uses the small sizes (5 seeds per training claim); the full
     run uses 10 seeds and the sizes documented in docs/claims.md.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TypeError(f"seed must be an int >= 0, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    check_seed(seed)
+    check_int("workers", workers, minimum=1)
     ids = select_claims(only)
     figure_dir = Path(out_dir) / FIGURE_DIR if out_dir is not None else None
     started_wall = time.strftime("%Y-%m-%d %H:%M:%S")
