@@ -83,8 +83,8 @@ def compare(title: str, base: nn.Module, batch: torch.Tensor, repeats: int) -> l
     orthonormal_(covered_layers(base, "bench"), seed=0)
     runs = {
         "lsuv (PyPI 0.3.0)": lambda m, b: run_reference(m, b),
-        "initlab single_pass": lambda m, b: initlab_lsuv(m, b, TARGET, TOL, 10, orthonormal=False, mode="single_pass"),
-        "initlab truncated": lambda m, b: initlab_lsuv(m, b, TARGET, TOL, 10, orthonormal=False, mode="truncated"),
+        "initlab single_pass": lambda m, b: initlab_lsuv(m, b, target_std=TARGET, tol=TOL, max_iter=10, orthonormal=False, mode="single_pass"),
+        "initlab truncated": lambda m, b: initlab_lsuv(m, b, target_std=TARGET, tol=TOL, max_iter=10, orthonormal=False, mode="truncated"),
     }
     results = {name: measure(name, base, batch, fn, repeats) for name, fn in runs.items()}
     reference_time = results["lsuv (PyPI 0.3.0)"][0]

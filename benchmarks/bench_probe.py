@@ -98,7 +98,7 @@ def overhead(
     for _ in range(rounds):
         times["plain"].append(time_steps(step, steps, device))
         for every in (10, 1):
-            with il.probe(model, every=every, optimizer=optimizer):
+            with il.Probe(model, every=every, optimizer=optimizer):
                 step()  # step 0: buffers are allocated; the timed steps 1..steps hold steps/every records
                 times[f"probe every={every}"].append(time_steps(step, steps, device))
     medians = {key: statistics.median(values) for key, values in times.items()}
@@ -129,11 +129,11 @@ def memory(
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     step = make_step(model, x, y, optimizer)
-    with il.probe(model, every=1, optimizer=optimizer, history=200):
+    with il.Probe(model, every=1, optimizer=optimizer, history=200):
         for _ in range(20):
             step()  # warm torch's and Python's own caches before anything is measured
     tracemalloc.start()
-    with il.probe(model, every=1, optimizer=optimizer, history=200) as session:
+    with il.Probe(model, every=1, optimizer=optimizer, history=200) as session:
 
         def held() -> int:
             return sum(r.records.numel() * 8 + r.hists.numel() * 8 for r in session._rings.values())

@@ -43,9 +43,9 @@ def test_conv_fans_agree_with_torch_without_groups_only() -> None:
         layout = "linear" if len(shape) == 2 else "conv"
         torch_fans = nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
         ours = il.fans(shape, layout)
-        assert (ours.fan_in, ours.fan_out) == torch_fans == (il.torch_fans(shape).fan_in, il.torch_fans(shape).fan_out)
+        assert (ours.fan_in, ours.fan_out) == torch_fans == (il.schemes.torch_fans(shape).fan_in, il.schemes.torch_fans(shape).fan_out)
     grouped = il.fans((16, 2, 3, 3), "conv", groups=8)
-    assert grouped.fan_out == il.torch_fans((16, 2, 3, 3)).fan_out // 8
+    assert grouped.fan_out == il.schemes.torch_fans((16, 2, 3, 3)).fan_out // 8
 
 
 def test_fans_object_stands_in_for_a_layout() -> None:
@@ -58,7 +58,7 @@ def test_zero_size_dimensions_give_zero_fans_and_zero_element_fills_are_noops() 
     assert il.fans((0, 5), "linear").fan_out == 0
     empty = torch.empty(0, 5)
     assert il.he_normal()(empty) is empty
-    assert il.he_normal().expected_std((5, 0)) == 0.0
+    assert il.he_normal().describe((5, 0)).expected_std == 0.0
     assert il.orthogonal()(torch.empty(4, 0, 3), layout="conv").shape == (4, 0, 3)
 
 
@@ -70,7 +70,7 @@ def test_zero_size_dimensions_give_zero_fans_and_zero_element_fills_are_noops() 
         ((64, 32), "conv", 1, "at least 3 dims"),
         ((3, 3), "vector", 1, "0-D and 1-D"),
         ((64, 32, 3), "conv", 5, "not divisible by groups=5"),
-        ((64, 32, 3), "conv", 0, "positive int"),
+        ((64, 32, 3), "conv", 0, "groups must be an int >= 1"),
         ((64, 32), "dense", 1, "layout must be one of"),
         ((64, -1), "linear", 1, "negative sizes"),
     ],

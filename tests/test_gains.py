@@ -78,14 +78,14 @@ def test_torch_convention_returns_torch_table_values() -> None:
 
 def test_gaussian_expectation_is_vectorised_over_scale() -> None:
     scales = torch.tensor([0.5, 1.0, 2.0])
-    second = il.gaussian_expectation(lambda x: x * x, scales)
+    second = il.schemes.gaussian_expectation(lambda x: x * x, scales)
     torch.testing.assert_close(second, scales.double() ** 2, rtol=1e-12, atol=0.0)
 
 
 def test_he_schemes_use_the_exact_gain_unless_told_otherwise() -> None:
     assert il.he_normal(nonlinearity="tanh").gain == pytest.approx(il.gain("tanh"), rel=1e-15)
     assert il.he_normal(nonlinearity="tanh", convention="torch").gain == 5.0 / 3.0
-    std = il.he_normal(nonlinearity="gelu").expected_std((10, 100))
+    std = il.he_normal(nonlinearity="gelu").describe((10, 100)).expected_std
     assert std == pytest.approx(il.gain("gelu") / 10.0, rel=1e-15)
 
 

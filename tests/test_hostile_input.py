@@ -76,7 +76,7 @@ def test_malformed_yaml_and_yaml_tags_are_one_line_naming_the_file(tmp_path: Pat
     (lambda: initlab.he_normal().sample((4, 4), layout=Fans(0, 0, 1)), "fan_in is 0 for a tensor of shape"),
     (lambda: initlab.glorot_uniform().sample((3, 2), layout=Fans(0, 0, 1)), "fan_avg is 0"),
     (lambda: Fans(-1, 3, 1), "fan_in must be an int >= 0, got -1"),
-    (lambda: initlab.fans((4, 4), "conv", groups=0), "groups must be a positive int"),
+    (lambda: initlab.fans((4, 4), "conv", groups=0), "groups must be an int >= 1"),
     (lambda: initlab.gain("leaky_relu", math.nan), "param must be a finite number, got nan"),
     (lambda: initlab.gain("leaky_relu", math.inf, convention="torch"), "param must be a finite number"),
     (lambda: initlab.gain(nn.LeakyReLU(math.nan)), "negative_slope must be a finite number"),

@@ -96,7 +96,7 @@ def test_bad_per_model_options_are_rejected_with_what_is_accepted(splits) -> Non
     models = [_model(splits[0]), _model(splits[0])]
     with pytest.raises(ValueError, match="one learning rate per model"):
         train_stacked(models, splits[0], [0, 1], steps=1, lr=[0.1])
-    with pytest.raises(ValueError, match="positive finite"):
+    with pytest.raises(ValueError, match="every per-model lr must be > 0"):
         train_stacked(models, splits[0], [0, 1], steps=1, lr=[0.1, -1.0])
     with pytest.raises(ValueError, match="need SGD"):
         train_stacked(models, splits[0], [0, 1], steps=1, lr=[0.1, 0.2], optimizer="adam")

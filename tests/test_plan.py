@@ -294,12 +294,6 @@ def test_stages_need_a_batch_and_unknown_stages_are_listed() -> None:
 
 
 def test_lsuv_plan_is_orthogonal_then_the_lsuv_stage() -> None:
-    from initlab.plan import get_stage
-
-    try:
-        get_stage("lsuv")
-    except ValueError:
-        pytest.skip("initlab.datainit does not register lsuv")
     model = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 4))
     batch = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
     report = _quiet(model, "lsuv", batch=batch)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.plan import NAMED_PLANS, Plan, init_model
+from initlab.plan import Plan, init_model, named_plans
 
 ROUND_TRIP = [
     "he_normal; bias=zeros; output=zeros",
@@ -38,7 +38,7 @@ def test_a_plan_file_round_trips_through_its_dict_form(tmp_path: Path, suffix: s
 
 
 def test_every_named_plan_parses_and_prints_as_its_name() -> None:
-    for name in NAMED_PLANS:
+    for name in named_plans():
         plan = Plan.parse(name)
         assert str(plan) == name
         assert plan.effective_rules()
@@ -112,3 +112,13 @@ def test_implicit_defaults_follow_every_rule() -> None:
     assert torch.equal(model[1].weight.detach(), torch.ones(4))
     assert torch.equal(model[1].bias.detach(), torch.zeros(4))
     assert model[2].weight.item() == pytest.approx(0.1)
+
+
+def test_yaml_plan_files_without_pyyaml_name_the_extra_and_json_still_works(tmp_path, monkeypatch) -> None:
+    import sys
+
+    plan = Plan.parse("he_normal; bias=zeros")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(ImportError, match=r"initlab\[yaml\]"):
+        plan.save(tmp_path / "plan.yaml")
+    assert Plan.from_file(plan.save(tmp_path / "plan.json")) == plan

@@ -14,7 +14,7 @@ import initlab as il
 from initlab.probe import ProbeReport, compare_histograms, plot_depth, plot_heatmap
 
 
-def _relu_mlp(init: il.Initializer, seed: int = 0) -> nn.Sequential:
+def _relu_mlp(init: il.schemes.Initializer, seed: int = 0) -> nn.Sequential:
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     for _ in range(5):
@@ -130,7 +130,7 @@ def test_heatmap_of_histograms_over_training_steps(tmp_path: Path) -> None:
     net = _relu_mlp(il.he_normal(nonlinearity="relu"))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
     x, y = torch.randn(64, 64), torch.randint(0, 4, (64,))
-    with il.probe(net, every=2, optimizer=optimizer) as session:
+    with il.Probe(net, every=2, optimizer=optimizer) as session:
         for _ in range(12):
             optimizer.zero_grad()
             nn.functional.cross_entropy(net(x), y).backward()

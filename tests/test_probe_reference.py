@@ -36,7 +36,7 @@ def _std_tolerance(width: int, directions: int = 20, sigmas: float = 5.0) -> flo
     return sigmas * math.sqrt(2.0 / (width * directions)) / 2.0
 
 
-def _mlp(init: il.Initializer, activation: type[nn.Module], seed: int = 100) -> nn.Sequential:
+def _mlp(init: il.schemes.Initializer, activation: type[nn.Module], seed: int = 100) -> nn.Sequential:
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     for _ in range(DEPTH):
@@ -155,7 +155,7 @@ def test_chain_scaled_by_inverse_sqrt_fan_in_keeps_std_near_one() -> None:
     assert set(report.verdicts().values()) == {"healthy"}
 
 
-def _two_layer(init: il.Initializer | None, hidden: int = 16) -> nn.Sequential:
+def _two_layer(init: il.schemes.Initializer | None, hidden: int = 16) -> nn.Sequential:
     net = nn.Sequential(nn.Linear(6, hidden), nn.Tanh(), nn.Linear(hidden, 3))
     if init is not None:
         for module in (net[0], net[2]):

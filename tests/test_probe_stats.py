@@ -225,7 +225,7 @@ def test_expected_std_follows_fans_and_the_init_reports_weight_std() -> None:
     for index in (0, 2):
         scheme(net[index].weight)
     rows = [
-        SimpleNamespace(name=f"{i}.weight", expected_std=scheme.expected_std(net[i].weight.shape))
+        SimpleNamespace(name=f"{i}.weight", expected_std=scheme.describe(net[i].weight.shape).expected_std)
         for i in (0, 2)
     ]
     x = torch.randn(256, 200) * 2.0

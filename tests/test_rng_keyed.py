@@ -184,7 +184,7 @@ def test_numpy_integer_seeds_are_accepted() -> None:
 
 @pytest.mark.parametrize(
     "start,stop,message",
-    [(-1, None, "start must be >= 0"), (5, 2, "start <= stop"), (2**62 + 1, None, "2\\*\\*62"), (0, -3, "stop must be >= 0")],
+    [(-1, None, "start must be an int >= 0"), (5, 2, "start <= stop"), (2**62 + 1, None, "2\\*\\*62"), (0, -3, "stop must be an int >= 0")],
 )
 def test_negative_or_out_of_range_slices_are_refused(start: int, stop: int | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -244,7 +244,7 @@ def test_duplicate_parameter_names_in_one_key_space_are_refused() -> None:
 def test_backend_and_thread_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="backend must be one of"):
         set_backend("gpu")
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
         initlab.rng.set_threads(0)
     with pytest.raises(ValueError, match="at most"):
         initlab.rng.set_threads((os.cpu_count() or 1) + 1)

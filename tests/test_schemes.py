@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import initlab as il
 from initlab.cli import list_cmd
-from initlab.schemes.base import _REGISTRY
+from initlab.schemes.registry import _REGISTRY
 from initlab.schemes.structured import hadamard_block, zero_matrix
 
 
@@ -32,7 +32,7 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 
 # a shape and layout every scheme can fill
-def fitting(init: il.Initializer) -> tuple[tuple[int, ...], str]:
+def fitting(init: il.schemes.Initializer) -> tuple[tuple[int, ...], str]:
     if init.name in ("dirac", "delta_orthogonal"):
         return (8, 6, 3, 3), "conv"
     if init.name == "sparse":
@@ -46,7 +46,7 @@ RANDOM_SCHEMES = [init for init in ALL_SCHEMES if init.distribution not in ("con
 
 # -- the protocol -------------------------------------------------------------------------
 @pytest.mark.parametrize("init", ALL_SCHEMES, ids=str)
-def test_every_scheme_fills_in_place_under_no_grad_and_returns_the_tensor(init: il.Initializer) -> None:
+def test_every_scheme_fills_in_place_under_no_grad_and_returns_the_tensor(init: il.schemes.Initializer) -> None:
     shape, layout = fitting(init)
     parameter = torch.nn.Parameter(torch.full(shape, float("nan")))
     returned = init(parameter, layout=layout, generator=seeded())
@@ -57,7 +57,7 @@ def test_every_scheme_fills_in_place_under_no_grad_and_returns_the_tensor(init: 
 
 
 @pytest.mark.parametrize("init", RANDOM_SCHEMES, ids=str)
-def test_same_generator_seed_gives_the_same_bits_and_another_seed_differs(init: il.Initializer) -> None:
+def test_same_generator_seed_gives_the_same_bits_and_another_seed_differs(init: il.schemes.Initializer) -> None:
     shape, layout = fitting(init)
     first = init.sample(shape, layout=layout, generator=seeded(3))
     again = init.sample(shape, layout=layout, generator=seeded(3))
@@ -68,7 +68,7 @@ def test_same_generator_seed_gives_the_same_bits_and_another_seed_differs(init: 
 
 @pytest.mark.parametrize("init", ALL_SCHEMES, ids=str)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_targets_get_the_float32_values_rounded(init: il.Initializer, dtype: torch.dtype) -> None:
+def test_half_precision_targets_get_the_float32_values_rounded(init: il.schemes.Initializer, dtype: torch.dtype) -> None:
     shape, layout = fitting(init)
     half = init.sample(shape, layout=layout, dtype=dtype, generator=seeded(1))
     full = init.sample(shape, layout=layout, dtype=torch.float32, generator=seeded(1))
@@ -224,7 +224,7 @@ def test_zero_hadamard_widening_layer_gives_units_different_weights_where_identi
      (il.zero_hadamard(), (12, 5, 3), "conv"), (il.zero_hadamard(), (5, 12), "embedding"),
      (il.constant(0.3), (7, 3), "linear"), (il.ones(), (5,), "vector")],
 )
-def test_deterministic_schemes_declare_their_exact_moments(init: il.Initializer, shape: tuple[int, ...], layout: str) -> None:
+def test_deterministic_schemes_declare_their_exact_moments(init: il.schemes.Initializer, shape: tuple[int, ...], layout: str) -> None:
     values = init.sample(shape, layout=layout, dtype=torch.float64)
     moments = init.moments(shape, layout)
     assert float(values.mean()) == pytest.approx(moments.mean, abs=1e-12)
@@ -338,7 +338,7 @@ def test_catalogue_lists_every_scheme_with_formula_and_reference(capsys: pytest.
         (lambda: il.truncated_normal(a=2.0, b=-2.0), ValueError, "a < b"),
         (lambda: il.he_normal(mode="fan_avg"), ValueError, "mode must be one of fan_in, fan_out"),
         (lambda: il.he_normal(nonlinearity="relux"), ValueError, "unknown activation 'relux'"),
-        (lambda: il.dirac(groups=0), ValueError, "groups must be a positive int"),
+        (lambda: il.dirac(groups=0), ValueError, "groups must be an int >= 1"),
         (lambda: il.he_normal()(torch.empty(10)), ValueError, "expects a 2-D shape"),
         (lambda: il.he_normal()(torch.empty(4, 3, 3), layout="linear"), ValueError, "expects a 2-D shape"),
         (lambda: il.he_normal()(torch.empty(4, 3), layout="dense"), ValueError, "layout must be one of"),

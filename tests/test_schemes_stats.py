@@ -73,7 +73,7 @@ def truncated_law(mean: float, sigma: float, a: float, b: float) -> Law:
     return Law(cdf, kurtosis)
 
 
-def law_from_moments(init: il.Initializer, shape: tuple[int, ...], layout: str) -> Law:
+def law_from_moments(init: il.schemes.Initializer, shape: tuple[int, ...], layout: str) -> Law:
     """The law a variance-scaling style scheme declares through describe()."""
     description = init.describe(shape, layout=layout)
     std = description.expected_std
@@ -83,7 +83,7 @@ def law_from_moments(init: il.Initializer, shape: tuple[int, ...], layout: str) 
         assert description.bounds is not None
         return uniform_law(*description.bounds)
     if description.distribution == "truncated_normal":
-        if isinstance(init, il.TruncatedNormal):
+        if isinstance(init, il.schemes.TruncatedNormal):
             return truncated_law(init.mean, init.sigma, init.a, init.b)
         assert description.bounds is not None
         sigma = description.bounds[1] / 2.0  # variance scaling cuts at +-2 sigma
@@ -135,7 +135,7 @@ VARIANCE_SCHEMES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("init", VARIANCE_SCHEMES, ids=str)
 def test_variance_scaling_schemes_match_declared_law_in_every_layout(
-    init: il.Initializer, dtype: torch.dtype
+    init: il.schemes.Initializer, dtype: torch.dtype
 ) -> None:
     for index, layout in enumerate(WEIGHT_LAYOUTS):
         shape = SHAPES[layout]
@@ -163,7 +163,7 @@ FAN_FREE_SCHEMES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("init", FAN_FREE_SCHEMES, ids=str)
 def test_fan_free_schemes_match_declared_law_for_weights_and_vectors(
-    init: il.Initializer, dtype: torch.dtype
+    init: il.schemes.Initializer, dtype: torch.dtype
 ) -> None:
     for index, layout in enumerate(("linear", "vector", "conv")):
         shape = SHAPES[layout]
@@ -248,7 +248,7 @@ def test_orthogonal_entries_follow_the_haar_marginal(method: str, dtype: torch.d
         values = init.sample(
             shape, layout=layout, groups=groups, dtype=dtype, generator=torch.Generator().manual_seed(index)
         )
-        expected_std = init.expected_std(shape, layout, groups)
+        expected_std = init.describe(shape, layout, groups).expected_std
         assert expected_std == pytest.approx(1.0 / math.sqrt(length))
         check_sample(values, haar_entry_law(length), 0.0, expected_std, dtype)
 
@@ -280,7 +280,7 @@ def test_sparse_gives_each_unit_exact_zero_count_and_normal_nonzeros(
     assert torch.all(zeros_per_unit == math.ceil(round(0.7 * inputs, 9)))
     nonzero = units[units != 0]
     check_sample(nonzero, normal_law(0.0, 0.05), 0.0, 0.05, dtype)
-    assert float(values.to(torch.float64).std()) == pytest.approx(init.expected_std(shape, layout, groups), rel=0.05)
+    assert float(values.to(torch.float64).std()) == pytest.approx(init.describe(shape, layout, groups).expected_std, rel=0.05)
 
 
 def test_sparse_zero_positions_are_uniform_over_inputs() -> None:

@@ -30,7 +30,7 @@ def seeded(seed: int = 7) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-SAME_ALGORITHM: list[tuple[il.Initializer, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]] = [
+SAME_ALGORITHM: list[tuple[il.schemes.Initializer, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]] = [
     (il.normal(0.5, 2.0), lambda t, g: nn.init.normal_(t, 0.5, 2.0, generator=g)),
     (il.uniform(-1.0, 3.0), lambda t, g: nn.init.uniform_(t, -1.0, 3.0, generator=g)),
     (il.he_normal(), lambda t, g: nn.init.kaiming_normal_(t, generator=g)),
@@ -59,7 +59,7 @@ SAME_ALGORITHM: list[tuple[il.Initializer, Callable[[torch.Tensor, torch.Generat
 @pytest.mark.parametrize("init,reference", SAME_ALGORITHM, ids=[str(i) for i, _ in SAME_ALGORITHM])
 @pytest.mark.parametrize("shape,layout", [((64, 32), "linear"), ((32, 64), "linear"), ((16, 8, 3, 3), "conv"), ((7, 5, 3), "conv")])
 def test_same_algorithm_as_torch_gives_the_same_bits(
-    init: il.Initializer, reference: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    init: il.schemes.Initializer, reference: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     shape: tuple[int, ...], layout: str,
 ) -> None:
     ours = init.sample(shape, layout=layout, generator=seeded())
@@ -80,7 +80,7 @@ def test_torch_default_reproduces_linear_conv_and_embedding_layers_bit_for_bit()
         layer = make()
         torch.manual_seed(11)
         weight = preset(torch.empty_like(layer.weight), layout=layout, groups=groups)  # type: ignore[arg-type]
-        bias = preset(torch.empty_like(layer.bias), layout=il.torch_fans(layer.weight.shape))  # type: ignore[arg-type]
+        bias = preset(torch.empty_like(layer.bias), layout=il.schemes.torch_fans(layer.weight.shape))  # type: ignore[arg-type]
         assert torch.equal(weight, layer.weight) and torch.equal(bias, layer.bias), type(layer).__name__  # type: ignore[arg-type]
     torch.manual_seed(11)
     embedding = nn.Embedding(50, 8)

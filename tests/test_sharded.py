@@ -11,7 +11,13 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import initlab
-from initlab.plan.sharded import fill_dtensor_, init_sharded, is_elementwise, shard_range
+from initlab.plan.sharded import (
+    _single_draw,
+    fill_dtensor_,
+    init_sharded,
+    is_elementwise,
+    shard_range,
+)
 from initlab.rng import Keyed
 
 # (name, shape, dtype, scheme, layout, placement) -- 2 ranks: odd first dims split unevenly
@@ -107,6 +113,13 @@ def test_whole_tensor_schemes_are_not_taken_for_elementwise() -> None:
     assert is_elementwise(initlab.truncated_normal(std=0.02))
     assert not is_elementwise(initlab.get("orthogonal"))
     assert not is_elementwise(initlab.get("sparse"))
+
+
+def test_every_scheme_declared_elementwise_makes_one_draw_over_the_whole_tensor() -> None:
+    declared = [initlab.get(info.name) for info in initlab.list_schemes() if initlab.get(info.name).elementwise]
+    assert {"he_normal", "normal", "torch_default", "edge_of_chaos"} <= {scheme.name for scheme in declared}
+    for scheme in declared:
+        assert _single_draw(scheme, (6, 4), torch.float32, "linear", 1) is not None, scheme.name
 
 
 def test_presets_are_replayed_with_the_parameters_of_the_global_shape() -> None:

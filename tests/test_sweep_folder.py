@@ -161,7 +161,7 @@ def test_the_lock_of_a_running_process_is_never_broken(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["--workers", "0", "--executor", "local"], "workers must be a positive int, got 0"),
+    (["--workers", "0", "--executor", "local"], "workers must be an int >= 1, got 0"),
     (["--inits", "he_normal(mode=fan_inn)"], "init 'he_normal\\(mode=fan_inn\\)'.*mode must be one of fan_in, fan_out"),
     (["--inits", "zeros,orthogonal; stage=lsuv(tl=0.1)"], "unexpected keyword argument 'tl'"),
     (["--inits", "zeros,he_normal; bias=zeros; bias=ones"], "rule key 'bias' twice"),

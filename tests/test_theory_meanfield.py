@@ -173,7 +173,7 @@ def test_edge_of_chaos_scheme_resolves_from_string_and_draws_critical_variance()
         initlab.get("edge_of_chaos(activation=relu, sigma_b2=0.1)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert EdgeOfChaos("tanh", 0.0).bias_scheme().expected_std((4,), layout="vector") == 0.0
+        assert EdgeOfChaos("tanh", 0.0).bias_scheme().describe((4,), layout="vector").expected_std == 0.0
 
 
 def test_an_edge_of_chaos_plan_draws_its_biases_from_sigma_b2_unless_a_rule_says_otherwise() -> None:

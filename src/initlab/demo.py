@@ -17,7 +17,7 @@ XOR_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtyp
 XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
 
 
-def make_network(hidden_init: il.Initializer, output_init: il.Initializer, seed: int) -> nn.Sequential:
+def make_network(hidden_init: il.schemes.Initializer, output_init: il.schemes.Initializer, seed: int) -> nn.Sequential:
     """A 2-2-1 tanh network in float64 with weights from the given schemes and zero biases."""
     generator = torch.Generator().manual_seed(seed)
     hidden, output = nn.Linear(2, 2).double(), nn.Linear(2, 1).double()

@@ -108,8 +108,8 @@ def _audit_plan(
     report = audit(
         model,
         batch,
-        loss_fn,
         loss_target,
+        loss_fn=loss_fn,
         expected=init_report,
         mode=args.mode,
         title=f"{args.model} | plan {plan} | {args.data}",

@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from initlab.lab.claims import ClaimResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    def finished(result: object) -> None:
+    def finished(result: ClaimResult) -> None:
         if args.quiet:
             return
-        row = result.headline  # type: ignore[attr-defined]
+        row = result.headline
         measured = row["measured"]["text"] if row and row.get("measured") else "-"
-        print(f"  -> {result.id}: {result.verdict} ({measured}, {result.seconds:.1f} s)",  # type: ignore[attr-defined]
+        print(f"  -> {result.id}: {result.verdict} ({measured}, {result.seconds:.1f} s)",
               file=sys.stderr, flush=True)
 
     claims_run = run_claims(only, quick=args.quick, seed=args.seed, threads=args.threads, workers=workers,

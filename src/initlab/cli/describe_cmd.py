@@ -49,12 +49,8 @@ def _looks_like_model(text: str) -> bool:
 
 
 def _build(spec: str, input_shape: tuple[int, ...] | None, num_classes: int | None) -> Any:
-    try:
-        from initlab.lab.models import build_model
-    except ImportError:
-        from initlab.lab.factory import load_factory
+    from initlab.lab.models import build_model
 
-        return load_factory(spec)()
     return build_model(spec, input_shape=input_shape, num_classes=num_classes)
 
 

@@ -17,11 +17,11 @@ def run(args: argparse.Namespace) -> int:
     from initlab.schemes import list_schemes
 
     rows = list_schemes()
-    query = getattr(args, "query", None)
+    query = args.query
     if query:
         needle = query.lower()
         rows = [row for row in rows if any(needle in name for name in (row.name, *row.aliases))]
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
         return 0
     if args.names:

@@ -1,32 +1,44 @@
-"""``initlab lsuv``: data-driven initialization of a model spec on a data set (LSUV and friends)."""
+"""``initlab lsuv``: data-driven initialization of a model spec on a data set (LSUV and friends).
+
+The methods and their order come from ``initlab.datainit.METHODS``; each
+option below reaches the methods whose functions accept it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
+from typing import Any
 
-METHODS = ("lsuv", "wn", "calibrate", "pretrain", "gradinit")
+from initlab.datainit import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL_SPEC", help="model spec, e.g. 'mlp:*-64x20-*:tanh' or 'package.module:factory' (a class or function "
                         "defined outside Python's standard library; stdlib modules are refused)")
     parser.add_argument("--data", required=True, help="data set name (digits, mnist1d, mnist, fashion-mnist, circles, ...)")
-    parser.add_argument("--method", choices=METHODS, default="lsuv", help="data-driven init (default lsuv)")
+    parser.add_argument("--method", choices=list(METHODS), default="lsuv", help="data-driven init (default lsuv)")
     parser.add_argument("--out", default=None, metavar="FILE.pt", help="save the initialized state_dict here")
     parser.add_argument("--batch-size", type=int, default=256, help="samples in the init batch (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the batch, the weights and the method (default 0)")
-    parser.add_argument("--target-std", type=float, default=1.0, help="lsuv/wn: target output std (default 1)")
-    parser.add_argument("--tol", type=float, default=0.1, help="lsuv: std tolerance (default 0.1)")
-    parser.add_argument("--max-iter", type=int, default=10, help="lsuv: corrections per layer (default 10)")
+    parser.add_argument("--target-std", type=float, default=None, help="lsuv/wn: target output std (default 1)")
+    parser.add_argument("--tol", type=float, default=None, help="lsuv: std tolerance (default 0.1); calibrate: spread (0.05)")
+    parser.add_argument("--max-iter", type=int, default=None, help="lsuv: corrections per layer (10); calibrate: rounds (10)")
     parser.add_argument("--steps", type=int, default=None, help="pretrain: steps per layer (200); gradinit: steps (50)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _options(args: argparse.Namespace, function: Any) -> dict[str, Any]:
+    """The options given on the command line that ``function`` accepts (the others keep its defaults)."""
+    given = {"target_std": args.target_std, "tol": args.tol, "max_iter": args.max_iter, "steps": args.steps, "seed": args.seed}
+    accepted = inspect.signature(function).parameters
+    return {name: value for name, value in given.items() if value is not None and name in accepted}
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from initlab import datainit
     from initlab.lab.data import load_dataset
     from initlab.lab.models import build_model
 
@@ -37,25 +49,15 @@ def run(args: argparse.Namespace) -> int:
         if not folder.is_dir() or Path(args.out).is_dir():
             raise ValueError(f"--out {args.out!r}: the file cannot be written there (no folder {str(folder)!r}, "
                              "or the name is a folder)")
+    method = METHODS[args.method]
     dataset = load_dataset(args.data, seed=args.seed)
     torch.manual_seed(args.seed)
     model = build_model(args.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-    x_train = torch.as_tensor(dataset.x_train, dtype=torch.float32)
-    y_train = torch.as_tensor(dataset.y_train)
     generator = torch.Generator().manual_seed(args.seed)
-    index = torch.randperm(x_train.shape[0], generator=generator)[: args.batch_size]
-    batch, target = x_train[index], y_train[index]
-    report: datainit.DataInitReport
-    if args.method == "lsuv":
-        report = datainit.lsuv(model, batch, args.target_std, args.tol, args.max_iter, seed=args.seed)
-    elif args.method == "wn":
-        report = datainit.weight_norm_init(model, batch, args.target_std)
-    elif args.method == "calibrate":
-        report = datainit.calibrate_gradients(model, batch, target.long(), seed=args.seed)
-    elif args.method == "pretrain":
-        report = datainit.layerwise_pretrain(model, x_train, steps=200 if args.steps is None else args.steps, seed=args.seed)
-    else:
-        report = datainit.gradinit(model, batch, target.long(), steps=50 if args.steps is None else args.steps, seed=args.seed)
+    index = torch.randperm(dataset.x_train.shape[0], generator=generator)[: args.batch_size]
+    batch = torch.as_tensor(dataset.x_train, dtype=torch.float32)[index]
+    target = (torch.as_tensor(dataset.y_train)[index].long(),) if method.uses_target else ()
+    report = method.function(model, batch, *target, **_options(args, method.function))
     print(report.to_json() if args.json else report.table())
     if args.out:
         try:

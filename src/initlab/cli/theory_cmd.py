@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from initlab.theory import PhaseDiagram
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +31,13 @@ def _format(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.6g}"
 
 
-def _ascii_map(diagram: object, rows: int = 10, columns: int = 48) -> list[str]:
+def _ascii_map(diagram: PhaseDiagram, rows: int = 10, columns: int = 48) -> list[str]:
     import numpy as np
 
-    chi1 = diagram.chi1  # type: ignore[attr-defined]
-    w_values = diagram.sigma_w2  # type: ignore[attr-defined]
-    b_values = diagram.sigma_b2  # type: ignore[attr-defined]
-    line = diagram.critical_sigma_w2  # type: ignore[attr-defined]
+    chi1 = diagram.chi1
+    w_values = diagram.sigma_w2
+    b_values = diagram.sigma_b2
+    line = diagram.critical_sigma_w2
     row_index = np.linspace(len(b_values) - 1, 0, rows).round().astype(int)
     column_index = np.linspace(0, len(w_values) - 1, columns).round().astype(int)
     lines = []

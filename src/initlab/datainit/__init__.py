@@ -7,8 +7,9 @@
 * :func:`layerwise_pretrain` -- greedy layer-wise autoencoder pre-training;
 * :func:`gradinit` -- learned per-layer scales (Zhu et al. 2021).
 
-Each changes the model in place, restores it on an exception, returns a
-per-layer report, and is registered as a plan stage
+Each changes the model in place, restores it on an exception and returns a
+per-layer report. :data:`METHODS` is the one table of them; from it
+``initlab/__init__.py`` registers each as a plan stage and ready plan
 (``init_model(model, plan="lsuv", batch=x)``; also "wn", "calibrate",
 "pretrain", "gradinit").
 """
@@ -17,24 +18,14 @@ from initlab.datainit._common import SUPPORTED_LAYERS, DataInitReport, covered_l
 from initlab.datainit.calibrate import CalibrationRow, calibrate_gradients, gradient_ratios
 from initlab.datainit.gradinit import GradInitRow, gradinit
 from initlab.datainit.lsuv import LSUVReport, LSUVRow, lsuv, orthonormal_
+from initlab.datainit.methods import METHODS, Method
 from initlab.datainit.pretrain import PretrainRow, layerwise_pretrain
-from initlab.datainit.stages import STAGES, register_stages
 from initlab.datainit.weightnorm import WNRow, weight_norm_init
-
-METHODS = {
-    "lsuv": lsuv,
-    "wn": weight_norm_init,
-    "calibrate": calibrate_gradients,
-    "pretrain": layerwise_pretrain,
-    "gradinit": gradinit,
-}
-
-register_stages()
 
 __all__ = [
     "SUPPORTED_LAYERS",
     "METHODS",
-    "STAGES",
+    "Method",
     "CalibrationRow",
     "DataInitReport",
     "GradInitRow",
@@ -49,6 +40,5 @@ __all__ = [
     "layerwise_pretrain",
     "lsuv",
     "orthonormal_",
-    "register_stages",
     "weight_norm_init",
 ]

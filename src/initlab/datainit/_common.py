@@ -244,16 +244,12 @@ def evaluation(model: nn.Module, train: bool = False) -> Iterator[None]:
     """Run with every module in eval mode (or train mode), the MHA fast path off; restore both."""
     modes = {module: module.training for module in model.modules()}
     model.train(train)
-    fastpath = None
-    backend = getattr(torch.backends, "mha", None)
-    if backend is not None and hasattr(backend, "get_fastpath_enabled"):
-        fastpath = backend.get_fastpath_enabled()
-        backend.set_fastpath_enabled(False)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         yield
     finally:
-        if fastpath is not None and backend is not None:
-            backend.set_fastpath_enabled(fastpath)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         for module, training in modes.items():
             module.training = training
 

@@ -48,6 +48,8 @@ from initlab.datainit._common import (
     scaled_weight,
     snapshot,
 )
+from initlab.rng.checks import check_int, check_number
+from initlab.rng.deprecation import keyword_only, renamed_keywords
 
 __all__ = ["CalibrationRow", "calibrate_gradients", "gradient_ratios"]
 
@@ -85,12 +87,13 @@ def _default_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(output, target.to(output.dtype))
 
 
+@keyword_only("gradient_ratios", 3, ("loss_fn",))
 def gradient_ratios(
     model: nn.Module,
     batch: Any,
     target: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
     *,
+    loss_fn: LossFn | None = None,
     seed: int = 0,
     layers: list[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, float]:
@@ -128,26 +131,26 @@ def _ratios(
     return ratios
 
 
+@keyword_only("calibrate_gradients", 3, ("loss_fn",))
+@renamed_keywords("calibrate_gradients", {"iterations": "max_iter"})
 def calibrate_gradients(
     model: nn.Module,
     batch: Any,
     target: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
     *,
-    iterations: int = 10,
+    loss_fn: LossFn | None = None,
+    max_iter: int = 10,
     tol: float = 0.05,
     seed: int = 0,
 ) -> DataInitReport:
     """Equalize |grad W_k| / |W_k| across layers by rescaling them, in place; returns the report.
 
-    ``iterations`` bounds the rescaling rounds (each one forward and one
+    ``max_iter`` bounds the rescaling rounds (each one forward and one
     backward pass); stops early when max C / min C <= 1 + ``tol``. Layers
     with zero weights or no gradient are left alone and named in a warning.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"calibrate_gradients: iterations must be an int >= 1, got {iterations!r}")
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"calibrate_gradients: tol must be a finite number >= 0, got {tol!r}")
+    check_int("calibrate_gradients: max_iter", max_iter, minimum=1)
+    check_number("calibrate_gradients: tol", tol, minimum=0)
     if target is not None and not isinstance(target, torch.Tensor):
         raise TypeError(f"calibrate_gradients: target must be a tensor or None, got {type(target).__name__}")
     layers = covered_layers(model, "calibrate_gradients")
@@ -162,7 +165,7 @@ def calibrate_gradients(
             position = {id(module): i for i, (_, module) in enumerate(layers)}
             before = _ratios(model, batch, weights, target, loss_fn, seed)
             current = before
-            for _ in range(iterations):
+            for _ in range(max_iter):
                 usable = [i for i, c in enumerate(current) if math.isfinite(c) and c > 0]
                 if len(usable) < 2 or _spread(current, usable) <= 1.0 + tol:
                     break

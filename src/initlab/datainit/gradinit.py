@@ -37,6 +37,8 @@ from initlab.datainit._common import (
     select,
     snapshot,
 )
+from initlab.rng.checks import check_choice, check_int, check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["GradInitRow", "gradinit"]
 
@@ -71,12 +73,85 @@ def _run(model: nn.Module, params: dict[str, torch.Tensor], batch: Any) -> torch
     return output_tensor(out)
 
 
+def _weight_names(model: nn.Module, layers: list[tuple[str, nn.Module]]) -> list[str]:
+    """The parameter name of each covered layer's weight (the tensor its scale multiplies)."""
+    names_by_id = {id(p): n for n, p in model.named_parameters()}
+    weight_names = []
+    for name, module in layers:
+        owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
+        if parametrize.is_parametrized(owner, "weight") or id(scaled_weight(module)) not in names_by_id:
+            raise TypeError(f"gradinit: layer {name!r} has no plain weight parameter to scale")
+        weight_names.append(names_by_id[id(scaled_weight(module))])
+    return weight_names
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The model as a function of its per-layer scales: parameters, buffers, batch and loss."""
+
+    model: nn.Module
+    base: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    weight_names: list[str]
+    batch: Any
+    loss_of: LossFn
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.base.values())).device
+
+    def loss(self, params: dict[str, torch.Tensor], rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rows = rows.to(self.device)
+        return self.loss_of(_run(self.model, {**params, **self.buffers}, select(self.batch, rows)), target[rows])
+
+    def objective(
+        self, scales: torch.Tensor, target: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
+        *, lr: float, gamma: float, inner: str,
+    ) -> torch.Tensor:
+        """The loss on S' after one inner step (SGD or sign/Adam-like) on S, or the gradient norm above gamma."""
+        params = {n: t.clone().requires_grad_(True) if n not in self.weight_names else t.clone()
+                  for n, t in self.base.items()}
+        for k, name in enumerate(self.weight_names):
+            params[name] = scales[k].to(self.base[name].dtype) * self.base[name]
+        trainable = [n for n, p in params.items() if p.is_floating_point()]
+        loss = self.loss(params, first, target)
+        grads = torch.autograd.grad(loss, [params[n] for n in trainable], create_graph=True, allow_unused=True)
+        pairs = [(n, g) for n, g in zip(trainable, grads) if g is not None]
+        if inner == "sgd":
+            norm = torch.stack([(g.double() ** 2).sum() for _, g in pairs]).sum().sqrt()
+        else:
+            norm = torch.stack([g.double().abs().sum() for _, g in pairs]).sum()
+        if float(norm.detach()) > gamma:
+            return norm
+        stepped = dict(params)
+        for n, g in pairs:
+            stepped[n] = params[n] - lr * (g if inner == "sgd" else torch.sign(g))
+        return self.loss(stepped, second, target)
+
+
+def _labels(problem: _Problem, target: torch.Tensor | None, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """``target``, checked, or random class labels for a model with (samples, classes) outputs."""
+    if target is not None:
+        if not isinstance(target, torch.Tensor) or target.shape[0] != samples:
+            raise ValueError(f"gradinit: target must be a tensor with {samples} samples along dim 0, got {target!r}")
+        return target
+    with torch.no_grad(), evaluation(problem.model):
+        logits = _run(problem.model, {**problem.base, **problem.buffers}, problem.batch)
+    if logits.dim() != 2:
+        raise ValueError(
+            f"gradinit: without a target the model must output (samples, classes) logits, got shape "
+            f"{tuple(logits.shape)}; pass target="
+        )
+    return torch.randint(0, logits.shape[1], (samples,), generator=generator).to(problem.device)
+
+
+@keyword_only("gradinit", 3, ("loss_fn",))
 def gradinit(
     model: nn.Module,
     batch: Any,
     target: torch.Tensor | None = None,
-    loss_fn: LossFn | None = None,
     *,
+    loss_fn: LossFn | None = None,
     steps: int = 50,
     lr: float = 0.1,
     scale_lr: float = 0.01,
@@ -94,43 +169,19 @@ def gradinit(
     otherwise. ``lr`` is the inner step eta, ``batch_size`` the size of S
     and S' (half the batch by default).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"gradinit: steps must be an int >= 0, got {steps!r}")
+    check_int("gradinit: steps", steps, minimum=0)
     for argument, value in (("lr", lr), ("scale_lr", scale_lr), ("gamma", gamma), ("min_scale", min_scale)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"gradinit: {argument} must be a finite number > 0, got {value!r}")
-    if inner not in INNER:
-        raise ValueError(f"gradinit: inner must be one of {', '.join(INNER)}, got {inner!r}")
+        check_number(f"gradinit: {argument}", value, minimum=0, strict=True)
+    check_choice("gradinit: inner", inner, INNER)
     layers = covered_layers(model, "gradinit")
     samples = check_batch(batch, "gradinit")
-    size = samples // 2 if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= samples:
-        raise ValueError(f"gradinit: batch_size must be an int in [1, {samples}], got {batch_size!r}")
-    named = dict(model.named_parameters())
-    names_by_id = {id(p): n for n, p in named.items()}
-    weight_names = []
-    for name, module in layers:
-        owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
-        if parametrize.is_parametrized(owner, "weight") or id(scaled_weight(module)) not in names_by_id:
-            raise TypeError(f"gradinit: layer {name!r} has no plain weight parameter to scale")
-        weight_names.append(names_by_id[id(scaled_weight(module))])
-    generator = torch.Generator().manual_seed(seed)
-    base = {n: p.detach() for n, p in named.items()}
+    size = check_int("gradinit: batch_size", samples // 2 if batch_size is None else batch_size, minimum=1, maximum=samples)
+    base = {n: p.detach() for n, p in model.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    device = next(iter(base.values())).device
+    problem = _Problem(model, base, buffers, _weight_names(model, layers), batch, loss_fn or _default_loss)
+    generator = torch.Generator().manual_seed(seed)
     random_labels = target is None
-    if target is None:
-        with torch.no_grad(), evaluation(model):
-            probe = _run(model, {**base, **buffers}, batch)
-        if probe.dim() != 2:
-            raise ValueError(
-                f"gradinit: without a target the model must output (samples, classes) logits, got shape "
-                f"{tuple(probe.shape)}; pass target="
-            )
-        target = torch.randint(0, probe.shape[1], (samples,), generator=generator).to(device)
-    elif not isinstance(target, torch.Tensor) or target.shape[0] != samples:
-        raise ValueError(f"gradinit: target must be a tensor with {samples} samples along dim 0, got {target!r}")
-    loss_of = loss_fn or _default_loss
+    target = _labels(problem, target, samples, generator)
     scales = torch.ones(len(layers), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([scales], lr=scale_lr)
     history: list[float] = []
@@ -141,25 +192,7 @@ def gradinit(
             for _ in range(steps):
                 first = torch.randperm(samples, generator=generator)[:size]
                 second = torch.randperm(samples, generator=generator)[:size]
-                params = {n: p.requires_grad_(True) if n not in weight_names else p for n, p in ((n, t.clone()) for n, t in base.items())}
-                for k, name in enumerate(weight_names):
-                    params[name] = scales[k].to(base[name].dtype) * base[name]
-                trainable = [n for n, p in params.items() if p.is_floating_point()]
-                loss = loss_of(_run(model, {**params, **buffers}, select(batch, first.to(device))), target[first.to(device)])
-                grads = torch.autograd.grad(loss, [params[n] for n in trainable], create_graph=True, allow_unused=True)
-                pairs = [(n, g) for n, g in zip(trainable, grads) if g is not None]
-                if inner == "sgd":
-                    norm = torch.stack([(g.double() ** 2).sum() for _, g in pairs]).sum().sqrt()
-                else:
-                    norm = torch.stack([g.double().abs().sum() for _, g in pairs]).sum()
-                if float(norm.detach()) > gamma:
-                    objective = norm
-                else:
-                    stepped = dict(params)
-                    for n, g in pairs:
-                        step = g if inner == "sgd" else torch.sign(g)
-                        stepped[n] = params[n] - lr * step
-                    objective = loss_of(_run(model, {**stepped, **buffers}, select(batch, second.to(device))), target[second.to(device)])
+                objective = problem.objective(scales, target, first, second, lr=lr, gamma=gamma, inner=inner)
                 if not bool(torch.isfinite(objective)):
                     raise FloatingPointError("gradinit: the objective became non-finite; lower scale_lr or lr")
                 optimizer.zero_grad(set_to_none=True)

@@ -57,6 +57,8 @@ from initlab.datainit._common import (
     std_of,
 )
 from initlab.rng import derive_generator
+from initlab.rng.checks import check_choice, check_int, check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["LSUVRow", "LSUVReport", "lsuv", "orthonormal_"]
 
@@ -104,17 +106,10 @@ class _Fit:
 
 
 def _check_options(target_std: Any, tol: Any, max_iter: Any, mode: Any) -> None:
-    for argument, value in (("target_std", target_std), ("tol", tol)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise TypeError(f"lsuv: {argument} must be a finite number, got {value!r}")
-    if target_std <= 0:
-        raise ValueError(f"lsuv: target_std must be > 0, got {target_std!r}")
-    if tol < 0:
-        raise ValueError(f"lsuv: tol must be >= 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"lsuv: max_iter must be an int >= 0, got {max_iter!r}")
-    if mode not in MODES:
-        raise ValueError(f"lsuv: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_number("lsuv: target_std", target_std, minimum=0, strict=True)
+    check_number("lsuv: tol", tol, minimum=0)
+    check_int("lsuv: max_iter", max_iter, minimum=0)
+    check_choice("lsuv: mode", mode, MODES)
 
 
 def orthonormal_(layers: list[tuple[str, nn.Module]], seed: int = 0) -> None:
@@ -167,14 +162,15 @@ def _fill_orthogonal(scheme: Any, out: torch.Tensor, generator: torch.Generator)
     nn.init.orthogonal_(out, generator=generator)
 
 
+@keyword_only("lsuv", 2, ("target_std", "tol", "max_iter", "orthonormal"))
 def lsuv(
     model: nn.Module,
     batch: Any,
+    *,
     target_std: float = 1.0,
     tol: float = 0.1,
     max_iter: int = 10,
     orthonormal: bool = True,
-    *,
     seed: int = 0,
     mode: str = "single_pass",
     verify: bool = False,
@@ -192,8 +188,12 @@ def lsuv(
     The model runs in eval mode (``train_mode=True`` for train mode); modes
     are restored afterwards.
 
-    >>> report = lsuv(model, x)              # doctest: +SKIP
-    >>> [row.final_std for row in report.rows]  # doctest: +SKIP
+    >>> import torch, initlab as il
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    >>> report = il.lsuv(model, torch.randn(256, 16))
+    >>> all(abs(row.final_std - 1.0) <= 0.1 for row in report.rows)
+    True
     """
     _check_options(target_std, tol, max_iter, mode)
     layers = covered_layers(model, "lsuv")

@@ -37,6 +37,8 @@ from initlab.datainit._common import (
     select,
     snapshot,
 )
+from initlab.rng.checks import check_int, check_number
+from initlab.rng.deprecation import renamed_keywords
 from initlab.schemes.gains import resolve_activation
 
 __all__ = ["PretrainRow", "layerwise_pretrain", "following_activations"]
@@ -129,9 +131,10 @@ def _layer_inputs(model: nn.Module, data: Any, layer: nn.Module, samples: int) -
     return torch.cat(pieces)
 
 
+@renamed_keywords("layerwise_pretrain", {"data": "batch"})
 def layerwise_pretrain(
     model: nn.Module,
-    data: Any,
+    batch: Any,
     *,
     steps: int = 200,
     lr: float = 1e-3,
@@ -142,24 +145,22 @@ def layerwise_pretrain(
 ) -> DataInitReport:
     """Pre-train each Linear/Conv layer as a (denoising if ``noise`` > 0) autoencoder, in place.
 
-    ``data``: the model's inputs (a tensor, or tuple/dict of tensors), all
-    samples along dim 0; ``steps`` Adam steps of learning rate ``lr`` per
+    ``batch``: the model's inputs (a tensor, or tuple/dict of tensors), all
+    the samples to train on along dim 0; ``steps`` Adam steps of learning rate ``lr`` per
     layer (the budget), minibatches of ``batch_size`` drawn with ``seed``.
     """
-    for argument, value, minimum in (("steps", steps, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"layerwise_pretrain: {argument} must be an int >= {minimum}, got {value!r}")
-    for argument, number in (("lr", lr), ("noise", noise)):
-        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
-            raise ValueError(f"layerwise_pretrain: {argument} must be a finite number >= 0, got {number!r}")
+    check_int("layerwise_pretrain: steps", steps, minimum=0)
+    check_int("layerwise_pretrain: batch_size", batch_size, minimum=1)
+    check_number("layerwise_pretrain: lr", lr, minimum=0)
+    check_number("layerwise_pretrain: noise", noise, minimum=0)
     layers = covered_layers(model, "layerwise_pretrain")
-    samples = check_batch(data, "layerwise_pretrain", "data")
+    samples = check_batch(batch, "layerwise_pretrain")
     saved = snapshot([module for _, module in layers])
     generator = torch.Generator().manual_seed(seed)
     rows: list[PretrainRow] = []
     try:
         with evaluation(model):
-            probe = select(data, torch.arange(min(samples, batch_size)))
+            probe = select(batch, torch.arange(min(samples, batch_size)))
             ordered = call_order(model, probe, layers)
             activations = following_activations(model, probe, layers)
             called = _called(model, probe, layers)
@@ -175,7 +176,7 @@ def layerwise_pretrain(
                 elif index == last and not include_last:
                     rows.append(PretrainRow(name, kind, label, 0, math.nan, math.nan, "output_layer"))
                 else:
-                    inputs = _layer_inputs(model, data, layer, samples)
+                    inputs = _layer_inputs(model, batch, layer, samples)
                     if inputs is None:
                         rows.append(PretrainRow(name, kind, label, 0, math.nan, math.nan, "not_called"))
                         continue

@@ -40,6 +40,8 @@ from initlab.datainit._common import (
     scale_weight_,
     snapshot,
 )
+from initlab.rng.checks import check_number
+from initlab.rng.deprecation import keyword_only
 
 __all__ = ["WNRow", "weight_norm_init", "unit_statistics"]
 
@@ -79,11 +81,12 @@ def _unit_shape(output: torch.Tensor, axis: int) -> list[int]:
     return shape
 
 
+@keyword_only("weight_norm_init", 2, ("target_std",))
 def weight_norm_init(
     model: nn.Module,
     batch: Any,
-    target_std: float = 1.0,
     *,
+    target_std: float = 1.0,
     verify: bool = True,
     train_mode: bool = False,
 ) -> DataInitReport:
@@ -93,10 +96,7 @@ def weight_norm_init(
     Nothing is changed until every layer is fitted; on an exception the
     model is left as it was.
     """
-    if isinstance(target_std, bool) or not isinstance(target_std, int | float) or not (
-        math.isfinite(target_std) and target_std > 0
-    ):
-        raise ValueError(f"weight_norm_init: target_std must be a finite number > 0, got {target_std!r}")
+    check_number("weight_norm_init: target_std", target_std, minimum=0, strict=True)
     layers = covered_layers(model, "weight_norm_init")
     samples = check_batch(batch, "weight_norm_init")
     target = float(target_std)

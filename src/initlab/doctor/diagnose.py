@@ -33,14 +33,13 @@ from initlab.doctor.scale import predict_scale
 from initlab.doctor.structure import BlockStack, Layer, block_stacks, weight_layers
 from initlab.doctor.values import value_findings
 from initlab.plan import analyze, collect_targets
+from initlab.rng.checks import check_int, check_seed
 
 __all__ = ["doctor"]
 
 
 def _check_sample_size(sample_size: Any) -> int:
-    if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 16:
-        raise ValueError(f"sample_size must be an int >= 16, got {sample_size!r}")
-    return sample_size
+    return check_int("sample_size", sample_size, minimum=16)
 
 
 def _summaries(parameters: Mapping[str, torch.Tensor], sample_size: int, seed: int) -> dict[str, TensorSummary]:
@@ -78,8 +77,7 @@ def doctor(
     ['zero_weights']
     """
     sample_size = _check_sample_size(sample_size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     if isinstance(model, Mapping):
         return _doctor_tensors(model, sample_size, seed)
     if not isinstance(model, nn.Module):

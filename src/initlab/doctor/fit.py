@@ -112,7 +112,9 @@ def _pattern(tensor: torch.Tensor) -> tuple[str, float] | None:
         return None
     values = tensor.detach()
     taps = (0,) * (values.dim() - 2)
-    if min(values.shape[0], values.shape[1]) > 1 and (float(values[(0, 1, *taps)]) != 0 or float(values[(1, 0, *taps)]) != 0):
+    # index tuples built first: mypy reads a starred tuple inside [] as the 3.11-only a[0, *b]
+    upper, lower = (0, 1, *taps), (1, 0, *taps)
+    if min(values.shape[0], values.shape[1]) > 1 and (float(values[upper]) != 0 or float(values[lower]) != 0):
         return None  # an off-diagonal entry: neither pattern (checked before building the pattern)
     if values.dim() == 2:
         gain = float(values[0, 0])
@@ -121,13 +123,15 @@ def _pattern(tensor: torch.Tensor) -> tuple[str, float] | None:
         expected = torch.eye(values.shape[0], values.shape[1], dtype=values.dtype, device=values.device) * gain
         return ("identity", gain) if torch.equal(values, expected) else None
     centre = tuple(size // 2 for size in values.shape[2:])
-    gain = float(values[(0, 0, *centre)])
+    first = (0, 0, *centre)
+    gain = float(values[first])
     if gain == 0:
         return None
     expected = torch.zeros_like(values)
     channels = min(values.shape[0], values.shape[1])
     index = torch.arange(channels, device=values.device)
-    expected[(index, index, *(torch.full_like(index, c) for c in centre))] = gain
+    diagonal = (index, index, *(torch.full_like(index, c) for c in centre))
+    expected[diagonal] = gain
     return ("dirac", gain) if torch.equal(values, expected) else None
 
 

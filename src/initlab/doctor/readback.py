@@ -33,6 +33,7 @@ from initlab.doctor.findings import jsonable
 from initlab.doctor.fit import Fit, fit_values
 from initlab.doctor.planwrite import group_rules, plan_yaml, scheme_of
 from initlab.doctor.sample import SAMPLE_SIZE, sample_values, std_error
+from initlab.rng.checks import check_int
 from initlab.schemes.variance import truncated_std_factor
 
 __all__ = ["TensorFingerprint", "Fingerprint", "fingerprint"]
@@ -296,8 +297,7 @@ def fingerprint(
         state_dict = state_dict.state_dict(keep_vars=False)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"fingerprint: expected a state dict (mapping of names to tensors) or a module, got {type(state_dict).__name__}")
-    if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 16:
-        raise ValueError(f"sample_size must be an int >= 16, got {sample_size!r}")
+    check_int("sample_size", sample_size, minimum=16)
     tensors: dict[str, torch.Tensor] = {}
     for name, tensor in state_dict.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):

@@ -28,12 +28,14 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from initlab.lab import torch_private
 from initlab.lab.data import Dataset
 from initlab.lab.fused import StackedMLP
 from initlab.lab.trainer import (
@@ -47,6 +49,7 @@ from initlab.lab.trainer import (
     per_example_loss,
     run_status,
 )
+from initlab.rng.checks import check_number, check_seed
 
 __all__ = ["train_batched", "train_stacked", "InitLike"]
 
@@ -59,21 +62,10 @@ def train_stacked(
     dataset: Dataset | Sequence[Dataset],
     seeds: Sequence[int],
     *,
-    optimizer: str = "sgd",
-    lr: float | Sequence[float] | None = None,
-    momentum: float | None = None,
-    weight_decay: float = 0.0,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    log_every: int = 1,
-    eval_every: int | None = None,
-    stall_tolerance: float = 0.05,
-    diverge_loss: float = 1e4,
     infos: Sequence[dict[str, Any]] | None = None,
     on_step: Callable[[int], None] | None = None,
-    loss: str = "cross_entropy",
     lr_scale: Mapping[str, float] | None = None,
+    **options: Any,
 ) -> list[RunResult]:
     """Train already-initialized ``models`` (same architecture) together; one RunResult each.
 
@@ -85,6 +77,37 @@ def train_stacked(
     names to factors on their learning rate. The last two need SGD (plain,
     momentum or nesterov) without weight decay.
     """
+    models, seeds = _checked(models, seeds, infos)
+    datasets = _per_model_datasets(dataset, len(models))
+    rates = _per_model_rates(options.get("lr"), len(models))
+    if rates is not None:  # the optimizer steps with rate 1 and the gradients carry the rates
+        options["lr"] = 1.0
+    config = TrainConfig.make(len(datasets[0].y_train), **options)
+    stack = _Stack.of(models, len(datasets) > 1, config.loss)
+    data = _stacked_data(datasets, stack.device, input_dtype(models[0]))
+    tables = _Tables.empty(config, len(models), stack.device)
+    factors = _gradient_factors(stack.params, rates, lr_scale, config)
+    started = time.perf_counter()
+    step = _train_loop(stack, config, data, seeds, tables, on_step, factors)
+    wall = time.perf_counter() - started
+    train_final = stack.evaluate(data[0], data[1], config.loss)
+    # the last step is always evaluated, unless the loop stopped early
+    test_final = tables.test_at.get(step) or stack.evaluate(data[2], data[3], config.loss)
+    _copy_back(models, stack.params, stack.buffers)
+    finals = [t.cpu().tolist() for t in (*train_final, *test_final)]
+    host = tables.host(step, config)
+    return [
+        _result(i, host, finals, step, config, wall / len(models),
+                {**({"lr": rates[i]} if rates is not None else {}), "seed": seeds[i], "batched": len(models),
+                 **(dict(infos[i]) if infos is not None else {})})
+        for i in range(len(models))
+    ]
+
+
+def _checked(
+    models: Sequence[nn.Module], seeds: Sequence[int], infos: Sequence[dict[str, Any]] | None
+) -> tuple[list[nn.Module], list[int]]:
+    """The models and seeds as lists, after checking that they fit one stacked run."""
     models = list(models)
     seeds = [int(s) for s in seeds]
     if not models:
@@ -94,156 +117,12 @@ def train_stacked(
     for model in models:
         if not isinstance(model, nn.Module):
             raise TypeError(f"models must be torch.nn.Module objects, got {type(model).__name__}")
-    datasets = _per_model_datasets(dataset, len(models))
     shapes = [tuple((n, tuple(p.shape)) for n, p in m.named_parameters()) for m in models]
     if any(s != shapes[0] for s in shapes):
         raise ValueError("models of one batched run must share one architecture (same parameter names and shapes)")
     if infos is not None and len(infos) != len(models):
         raise ValueError(f"infos must give one dict per model: {len(infos)} for {len(models)} models")
-    count = len(models)
-    rates = _per_model_rates(lr, count)
-    # with one rate per model the optimizer steps with rate 1 and the gradients carry the rates
-    shared_lr = 1.0 if rates is not None else cast(float | None, lr)
-    config = TrainConfig.make(
-        len(datasets[0].y_train), optimizer=optimizer, lr=shared_lr, momentum=momentum,
-        weight_decay=weight_decay, steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every,
-        eval_every=eval_every, stall_tolerance=stall_tolerance, diverge_loss=diverge_loss, loss=loss,
-    )
-    device = next((p.device for p in models[0].parameters()), torch.device("cpu"))
-    dtype = input_dtype(models[0])
-    for model in models:
-        model.train()
-    params, buffers = stack_module_state(models)  # type: ignore[arg-type]
-    base = copy.deepcopy(models[0]).to("meta")
-    factors = _gradient_factors(params, rates, lr_scale, config)
-
-    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (p, b), (x,))
-
-    own_data = len(datasets) > 1
-    if own_data:
-        # every copy its own rows: (M, n, features) and (M, n)
-        x_train = torch.stack([d.x_train for d in datasets]).to(device, dtype)
-        y_train = torch.stack([d.y_train for d in datasets]).to(device)
-        x_test = torch.stack([d.x_test for d in datasets]).to(device, dtype)
-        y_test = torch.stack([d.y_test for d in datasets]).to(device)
-    else:
-        x_train, y_train = datasets[0].x_train.to(device, dtype), datasets[0].y_train.to(device)
-        x_test, y_test = datasets[0].x_test.to(device, dtype), datasets[0].y_test.to(device)
-    num_train = y_train.shape[-1]
-    # the written-out backward computes cross-entropy's gradient; other losses go through autograd
-    engine = StackedMLP.of(models[0]) if config.loss == "cross_entropy" else None
-    if engine is not None:
-        shared_batch = own_batch = _engine_forward(engine)
-    else:
-        shared_batch = vmap(forward, in_dims=(0, 0, None), randomness="different")
-        own_batch = vmap(forward, in_dims=(0, 0, 0), randomness="different")
-    test_batch = own_batch if own_data else shared_batch
-    parameters = list(params.values())
-    opt = make_optimizer(parameters, config, foreach=True)
-    # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
-    plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay
-    copies = torch.arange(count, device=device).unsqueeze(1)
-
-    # per step and copy: the training loss, and the batch accuracy of logged steps
-    loss_table = torch.full((config.steps, count), NAN, device=device)
-    accuracy_table = torch.full((config.steps, count), NAN, device=device)
-    test_at: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    started = time.perf_counter()
-    step = 0
-    for step, rows in enumerate(batch_orders(num_train, config, seeds), start=1):
-        if rows is None:
-            x, targets = x_train, (y_train if own_data else y_train.expand(count, -1))
-        elif own_data:
-            rows = rows.to(device)
-            x, targets = x_train[copies, rows], y_train[copies, rows]
-        else:
-            index = rows.to(device).reshape(-1)
-            x = x_train.index_select(0, index).view(count, -1, *x_train.shape[1:])
-            targets = y_train.index_select(0, index).view(count, -1)
-        if engine is not None:
-            # forward and backward written out: no graph, buffers reused, gradients in .grad
-            losses, logits = engine.loss_and_grad(params, x, targets)
-        else:
-            logits = (shared_batch if rows is None and not own_data else own_batch)(params, buffers, x)
-            losses = per_example_loss(logits, targets, config.loss).mean(dim=1)
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-        if factors is not None:
-            with torch.no_grad():
-                for parameter, factor in zip(parameters, factors):
-                    parameter.grad.mul_(factor)  # type: ignore[union-attr]
-        if plain_sgd:
-            with torch.no_grad():
-                torch._foreach_add_(parameters, [p.grad for p in parameters], alpha=-config.lr)
-        else:
-            opt.step()
-        loss_table[step - 1] = losses.detach()
-        if config.logged(step):
-            torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=accuracy_table.dtype,
-                       out=accuracy_table[step - 1])
-            if config.evaluated(step):
-                test_at[step] = _evaluate(base, test_batch, params, buffers, x_test, y_test, config.loss)
-        if on_step is not None:
-            on_step(step)
-        # a sync every few steps lets a sweep stop once every copy has diverged
-        if step % 32 == 0 and bool(_divergent(loss_table[:step], config).any(dim=0).all()):
-            break
-    wall = time.perf_counter() - started
-
-    train_final = _evaluate(base, test_batch, params, buffers, x_train, y_train, config.loss)
-    # the last step is always evaluated, unless the loop stopped early
-    test_final = test_at.get(step) or _evaluate(base, test_batch, params, buffers, x_test, y_test, config.loss)
-    _copy_back(models, params, buffers)
-
-    bad = _divergent(loss_table[:step], config)
-    first_bad_list = torch.where(bad.any(dim=0), bad.int().argmax(dim=0) + 1, config.steps + 1).cpu().tolist()
-    logged_steps = [s for s in range(1, step + 1) if config.logged(s)]
-    losses_table = loss_table[[s - 1 for s in logged_steps]].cpu().tolist()  # [logged step][model]
-    accuracies = accuracy_table[[s - 1 for s in logged_steps]].cpu().tolist()
-    step_losses = loss_table[:step].cpu().tolist()
-    tests = {s: (loss.cpu().tolist(), acc.cpu().tolist()) for s, (loss, acc) in test_at.items()}
-    train_final_list = [t.cpu().tolist() for t in train_final]
-    test_final_list = [t.cpu().tolist() for t in test_final]
-    results = []
-    for i in range(count):
-        diverged_at = first_bad_list[i] if first_bad_list[i] <= config.steps else None
-        history = []
-        for row_index, logged_step in enumerate(logged_steps):
-            if diverged_at is not None and logged_step > diverged_at:
-                break
-            loss_value = losses_table[row_index][i]
-            row = {
-                "step": logged_step, "epoch": (logged_step - 1) // config.steps_per_epoch + 1,
-                "loss": loss_value,
-                "accuracy": NAN if logged_step == diverged_at else accuracies[row_index][i],
-                "test_loss": NAN, "test_accuracy": NAN,
-            }
-            if logged_step in tests and logged_step != diverged_at:
-                row["test_loss"], row["test_accuracy"] = tests[logged_step][0][i], tests[logged_step][1][i]
-            history.append(row)
-        if diverged_at is not None and (not history or history[-1]["step"] != diverged_at):
-            history.append({
-                "step": diverged_at, "epoch": (diverged_at - 1) // config.steps_per_epoch + 1,
-                "loss": step_losses[diverged_at - 1][i], "accuracy": NAN,
-                "test_loss": NAN, "test_accuracy": NAN,
-            })
-        if diverged_at is None and not math.isfinite(train_final_list[0][i]):
-            diverged_at = step
-        if diverged_at is None:
-            final = {"train_loss": train_final_list[0][i], "train_accuracy": train_final_list[1][i],
-                     "test_loss": test_final_list[0][i], "test_accuracy": test_final_list[1][i]}
-        else:
-            final = {"train_loss": NAN, "train_accuracy": NAN, "test_loss": NAN, "test_accuracy": NAN}
-        first_loss = losses_table[0][i]
-        results.append(RunResult(
-            status=run_status(first_loss, final["train_loss"], diverged_at is not None, config),
-            history=history, final=final, steps=diverged_at if diverged_at is not None else step,
-            wall_time=wall / count, diverged_at=diverged_at,
-            info={**config_info(config), **({"lr": rates[i]} if rates is not None else {}), "seed": seeds[i],
-                  "batched": count, **(dict(infos[i]) if infos is not None else {})},
-        ))
-    return results
+    return models, seeds
 
 
 def _per_model_datasets(dataset: Dataset | Sequence[Dataset], count: int) -> list[Dataset]:
@@ -273,6 +152,19 @@ def _per_model_datasets(dataset: Dataset | Sequence[Dataset], count: int) -> lis
     return datasets if len(datasets) > 1 else [first]
 
 
+def _stacked_data(datasets: list[Dataset], device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_test, y_test) on ``device``: shared, or one data set per copy stacked as (M, n, ...)."""
+    if len(datasets) == 1:
+        (data,) = datasets
+        return data.x_train.to(device, dtype), data.y_train.to(device), data.x_test.to(device, dtype), data.y_test.to(device)
+    return (
+        torch.stack([d.x_train for d in datasets]).to(device, dtype),
+        torch.stack([d.y_train for d in datasets]).to(device),
+        torch.stack([d.x_test for d in datasets]).to(device, dtype),
+        torch.stack([d.y_test for d in datasets]).to(device),
+    )
+
+
 def _per_model_rates(lr: float | Sequence[float] | None, count: int) -> list[float] | None:
     """One learning rate per model, or None when ``lr`` is one number (or the default)."""
     if lr is None or isinstance(lr, int | float):
@@ -282,10 +174,7 @@ def _per_model_rates(lr: float | Sequence[float] | None, count: int) -> list[flo
     rates = list(lr)
     if len(rates) != count:
         raise ValueError(f"lr must give one learning rate per model: {len(rates)} for {count} models")
-    for rate in rates:
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
-            raise ValueError(f"every per-model lr must be a positive finite number, got {rate!r}")
-    return [float(rate) for rate in rates]
+    return [check_number("every per-model lr", rate, minimum=0.0, strict=True) for rate in rates]
 
 
 def _gradient_factors(
@@ -309,8 +198,7 @@ def _gradient_factors(
     if unknown:
         raise ValueError(f"lr_scale names unknown parameters {unknown}; parameters: {', '.join(params)}")
     for name, value in scale.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"lr_scale[{name!r}] must be a positive finite number, got {value!r}")
+        check_number(f"lr_scale[{name!r}]", value, minimum=0.0, strict=True)
     factors = []
     for name, tensor in params.items():
         factor = torch.full((tensor.shape[0],), float(scale.get(name, 1.0)), dtype=tensor.dtype, device=tensor.device)
@@ -318,6 +206,186 @@ def _gradient_factors(
             factor = factor * torch.tensor(rates, dtype=tensor.dtype, device=tensor.device)
         factors.append(factor.view(-1, *([1] * (tensor.dim() - 1))))
     return factors
+
+
+@dataclass
+class _Stack:
+    """M copies of one architecture as stacked parameters, with a forward for a shared and a per-copy batch."""
+
+    base: nn.Module
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    engine: StackedMLP | None
+    shared_batch: Callable[..., torch.Tensor]
+    own_batch: Callable[..., torch.Tensor]
+    own_data: bool  # every copy has its own data set
+
+    @classmethod
+    def of(cls, models: list[nn.Module], own_data: bool, loss: str) -> _Stack:
+        for model in models:
+            model.train()
+        params, buffers = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+        # the written-out backward computes cross-entropy's gradient; other losses go through autograd
+        engine = StackedMLP.of(models[0]) if loss == "cross_entropy" else None
+        if engine is not None:
+            return cls(base, params, buffers, engine, _engine_forward(engine), _engine_forward(engine), own_data)
+
+        def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (p, b), (x,))
+
+        shared = vmap(forward, in_dims=(0, 0, None), randomness="different")
+        own = vmap(forward, in_dims=(0, 0, 0), randomness="different")
+        return cls(base, params, buffers, None, shared, own, own_data)
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.params.values())).device if self.params else torch.device("cpu")
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+        batched = self.own_batch if self.own_data else self.shared_batch
+        return _evaluate(self.base, batched, self.params, self.buffers, x, y, loss)
+
+
+@dataclass
+class _Tables:
+    """Per step and copy: the training loss, the batch accuracy of logged steps, the test metrics."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    test_at: dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def empty(cls, config: TrainConfig, count: int, device: torch.device) -> _Tables:
+        return cls(torch.full((config.steps, count), NAN, device=device),
+                   torch.full((config.steps, count), NAN, device=device), {})
+
+    def host(self, step: int, config: TrainConfig) -> _HostTables:
+        """The tables up to ``step`` as Python lists, in one pass per table."""
+        bad = _divergent(self.loss[:step], config)
+        logged = [s for s in range(1, step + 1) if config.logged(s)]
+        return _HostTables(
+            first_bad=torch.where(bad.any(dim=0), bad.int().argmax(dim=0) + 1, config.steps + 1).cpu().tolist(),
+            logged_steps=logged,
+            losses=self.loss[[s - 1 for s in logged]].cpu().tolist(),
+            accuracies=self.accuracy[[s - 1 for s in logged]].cpu().tolist(),
+            step_losses=self.loss[:step].cpu().tolist(),
+            tests={s: (loss.cpu().tolist(), acc.cpu().tolist()) for s, (loss, acc) in self.test_at.items()},
+        )
+
+
+@dataclass(frozen=True)
+class _HostTables:
+    first_bad: list[int]  # per copy: first divergent step, steps + 1 if none
+    logged_steps: list[int]
+    losses: list[list[float]]  # [logged step][copy]
+    accuracies: list[list[float]]
+    step_losses: list[list[float]]  # [step - 1][copy]
+    tests: dict[int, tuple[list[float], list[float]]]
+
+
+def _batch(data: tuple[torch.Tensor, ...], rows: torch.Tensor | None, count: int, own_data: bool
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs and targets of one step for every copy: the full set (rows None) or each copy's rows."""
+    x_train, y_train = data[0], data[1]
+    if rows is None:
+        return x_train, (y_train if own_data else y_train.expand(count, -1))
+    rows = rows.to(x_train.device)
+    if own_data:
+        copies = torch.arange(count, device=x_train.device).unsqueeze(1)
+        return x_train[copies, rows], y_train[copies, rows]
+    index = rows.reshape(-1)
+    return (x_train.index_select(0, index).view(count, -1, *x_train.shape[1:]),
+            y_train.index_select(0, index).view(count, -1))
+
+
+def _train_loop(
+    stack: _Stack, config: TrainConfig, data: tuple[torch.Tensor, ...], seeds: list[int], tables: _Tables,
+    on_step: Callable[[int], None] | None, factors: list[torch.Tensor] | None,
+) -> int:
+    """Train every copy for ``config.steps`` steps (or until all have diverged); returns the last step."""
+    count = len(seeds)
+    parameters = list(stack.params.values())
+    opt = make_optimizer(parameters, config, foreach=True)
+    # plain SGD is one multi-tensor add, without the optimizer's per-step bookkeeping
+    plain_sgd = config.optimizer == "sgd" and not config.momentum and not config.weight_decay and torch_private.AVAILABLE
+    step = 0
+    for step, rows in enumerate(batch_orders(data[1].shape[-1], config, seeds), start=1):
+        x, targets = _batch(data, rows, count, stack.own_data)
+        if stack.engine is not None:
+            # forward and backward written out: no graph, buffers reused, gradients in .grad
+            losses, logits = stack.engine.loss_and_grad(stack.params, x, targets)
+        else:
+            forward = stack.shared_batch if rows is None and not stack.own_data else stack.own_batch
+            logits = forward(stack.params, stack.buffers, x)
+            losses = per_example_loss(logits, targets, config.loss).mean(dim=1)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        # a copy without a gradient is left as it is, as torch.optim.SGD leaves it
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        if factors is not None:
+            with torch.no_grad():
+                for grad, factor in zip(grads, factors):
+                    grad.mul_(factor)
+        if plain_sgd:
+            with torch.no_grad():
+                torch_private.foreach_add_(parameters, grads, alpha=-config.lr)
+        else:
+            opt.step()
+        tables.loss[step - 1] = losses.detach()
+        if config.logged(step):
+            torch.mean(torch.eq(logits.detach().argmax(dim=2), targets), dim=1, dtype=tables.accuracy.dtype,
+                       out=tables.accuracy[step - 1])
+            if config.evaluated(step):
+                tables.test_at[step] = stack.evaluate(data[2], data[3], config.loss)
+        if on_step is not None:
+            on_step(step)
+        # a sync every few steps lets a sweep stop once every copy has diverged
+        if step % 32 == 0 and bool(_divergent(tables.loss[:step], config).any(dim=0).all()):
+            break
+    return step
+
+
+def _history(i: int, host: _HostTables, diverged_at: int | None, config: TrainConfig) -> list[dict[str, float]]:
+    """Copy i's logged rows, up to and including the step where it diverged."""
+    history = []
+    for row_index, logged_step in enumerate(host.logged_steps):
+        if diverged_at is not None and logged_step > diverged_at:
+            break
+        row = {
+            "step": logged_step, "epoch": (logged_step - 1) // config.steps_per_epoch + 1,
+            "loss": host.losses[row_index][i],
+            "accuracy": NAN if logged_step == diverged_at else host.accuracies[row_index][i],
+            "test_loss": NAN, "test_accuracy": NAN,
+        }
+        if logged_step in host.tests and logged_step != diverged_at:
+            row["test_loss"], row["test_accuracy"] = host.tests[logged_step][0][i], host.tests[logged_step][1][i]
+        history.append(row)
+    if diverged_at is not None and (not history or history[-1]["step"] != diverged_at):
+        history.append({
+            "step": diverged_at, "epoch": (diverged_at - 1) // config.steps_per_epoch + 1,
+            "loss": host.step_losses[diverged_at - 1][i], "accuracy": NAN,
+            "test_loss": NAN, "test_accuracy": NAN,
+        })
+    return history
+
+
+def _result(
+    i: int, host: _HostTables, finals: list[list[float]], step: int, config: TrainConfig, wall: float,
+    info: dict[str, Any],
+) -> RunResult:
+    """Copy i's RunResult; ``finals`` = [train loss, train accuracy, test loss, test accuracy] per copy."""
+    diverged_at = host.first_bad[i] if host.first_bad[i] <= config.steps else None
+    history = _history(i, host, diverged_at, config)
+    if diverged_at is None and not math.isfinite(finals[0][i]):
+        diverged_at = step
+    names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    final = {name: NAN if diverged_at is not None else values[i] for name, values in zip(names, finals)}
+    return RunResult(
+        status=run_status(host.losses[0][i], final["train_loss"], diverged_at is not None, config),
+        history=history, final=final, steps=diverged_at if diverged_at is not None else step,
+        wall_time=wall, diverged_at=diverged_at, info={**config_info(config), **info},
+    )
 
 
 def _engine_forward(engine: StackedMLP) -> Callable[..., torch.Tensor]:
@@ -419,8 +487,7 @@ def train_batched(
     if isinstance(seeds, int) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seeds must be ints >= 0, got {seed!r}")
+        check_seed(seed, "seeds")
     pairs = [(init, seed) for init in inits for seed in seeds]
     models = [make_model(spec, dataset, init, seed, init_batch_size=init_batch_size) for init, seed in pairs]
     infos = [{"init": init_name(init), "model": spec, "dataset": dataset.name} for init, _ in pairs]

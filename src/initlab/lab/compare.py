@@ -16,7 +16,6 @@ gets the timings.
 from __future__ import annotations
 
 import math
-import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from initlab.lab.environment import environment
 from initlab.lab.executors import check_executor, execute
 from initlab.lab.leaderboard import (
     TIDY_COLUMNS,
@@ -44,6 +44,7 @@ from initlab.lab.store import (
     sweep_lock,
 )
 from initlab.lab.trainer import TrainConfig
+from initlab.rng.checks import check_seed
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "run_task", "check_config", "check_inits", "known_inits"]
 
@@ -166,8 +167,7 @@ def check_config(config: CompareConfig) -> None:
     if not config.seeds:
         raise ValueError("seeds must hold at least one seed")
     for seed in config.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ValueError(f"seeds must be ints in [0, 2**63 - 1], got {seed!r}")
+        check_seed(seed, "seeds")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"seeds must not repeat, got {list(config.seeds)}")
     check_executor(config.executor, config.workers)
@@ -265,16 +265,6 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the sweep
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    import initlab
-
-    return {"initlab": initlab.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
 def _refuse_foreign(store: ResultStore, planned: list[str], owned: set[str]) -> None:
     foreign = [name for name in planned if name not in owned and (store.root / name).exists()]
     if foreign:
@@ -335,15 +325,6 @@ def _prepare_store(store: ResultStore, config: CompareConfig, sweep: str, resume
     return owned
 
 
-def _results_file() -> str:
-    try:
-        import pandas  # noqa: F401
-        import pyarrow  # noqa: F401  (Parquet needs it)
-    except ImportError:
-        return "results.csv"
-    return "results.parquet"
-
-
 def _tasks(config: CompareConfig, sweep: str, todo: list[tuple[str, int]]) -> list[dict[str, Any]]:
     config_dict = asdict(config)
     tasks = []
@@ -390,7 +371,7 @@ def run_compare(
     sweep = sweep_id(identity)
     store = ResultStore(root)
     wanted = [(init, seed) for init in config.inits for seed in config.seeds]
-    outputs = [_results_file(), "leaderboard.csv", "leaderboard.md",
+    outputs = ["results.csv", "leaderboard.csv", "leaderboard.md",
                *(("loss_curves.png", "final_accuracy.png") if plots else ())]
     planned = store.planned(wanted, outputs)
     check_unlocked(root, break_stale=break_lock)  # refusals before any write: a sweep in the folder, ...
@@ -422,7 +403,7 @@ def _sweep(config: CompareConfig, store: ResultStore, sweep: str, wanted: list[t
     manifest = {
         "kind": MANIFEST_KIND, "sweep_id": sweep, "config": config.identity(),
         "inits": list(config.inits), "seeds": list(config.seeds),
-        "executor": config.executor, "workers": config.workers, "versions": _versions(),
+        "executor": config.executor, "workers": config.workers, "versions": environment(),
         "started": started, "complete": False, "written": sorted(owned | set(planned)),
     }
     if previous is not None:
@@ -472,15 +453,8 @@ def _write_outputs(store: ResultStore, records: list[dict[str, Any]], board: lis
     root = store.root
     files: dict[str, Path] = {}
     rows = tidy_rows(records)
-    try:
-        import pandas as pd
-        import pyarrow  # noqa: F401  (Parquet needs it)
-
-        path = root / "results.parquet"
-        pd.DataFrame(rows, columns=list(TIDY_COLUMNS)).to_parquet(path, index=False)
-        files["results"] = path
-    except ImportError:
-        files["results"] = write_table(root / "results.csv", rows, TIDY_COLUMNS)
+    # CSV on every machine: the output's format never depends on which packages happen to be installed
+    files["results"] = write_table(root / "results.csv", rows, TIDY_COLUMNS)
     board_rows = leaderboard_dicts(board)
     files["leaderboard"] = write_table(root / "leaderboard.csv", board_rows, list(LeaderRow.__dataclass_fields__))
     atomic_write_text(root / "leaderboard.md", leaderboard_markdown(board, config.loss_threshold))

@@ -28,7 +28,7 @@ Names
 >>> from initlab.lab.data import load_dataset
 >>> ds = load_dataset("digits", seed=0)
 >>> ds.x_train.shape, ds.num_classes, ds.image_shape
-(torch.Size([1437, 64]), 10, (1, 8, 8))
+(torch.Size([1438, 64]), 10, (1, 8, 8))
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from initlab.rng.checks import check_int, check_number
 
 __all__ = ["Dataset", "load_dataset", "list_datasets", "write_idx", "DATA_ENV"]
 
@@ -88,28 +90,8 @@ class Dataset:
 # ---------------------------------------------------------------- helpers
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_fraction(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
-    return float(value)
-
-
-def _check_nonnegative(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+def _test_fraction(value: Any) -> float:
+    return check_number("test_fraction", value, minimum=0.0, maximum=1.0, strict=True)
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +165,7 @@ def _digits(seed: int, test_fraction: float = 0.2) -> Dataset:
     bunch = load_digits()
     x = np.asarray(bunch.data, dtype=np.float64)
     y = np.asarray(bunch.target, dtype=np.int64)
-    return _make("digits", x, y, seed, _check_fraction("test_fraction", test_fraction), 10, (1, 8, 8))
+    return _make("digits", x, y, seed, _test_fraction(test_fraction), 10, (1, 8, 8))
 
 
 def _mnist1d(
@@ -200,11 +182,11 @@ def _mnist1d(
         raise ValueError(
             "dataset 'mnist1d' needs the mnist1d package (pip install 'initlab[lab]')"
         ) from error
-    num_samples = _check_int("num_samples", num_samples, 20)
-    generator_seed = _check_int("generator_seed", generator_seed, 0)
+    num_samples = check_int("num_samples", num_samples, minimum=20)
+    generator_seed = check_int("generator_seed", generator_seed, minimum=0)
     x, y = _mnist1d_signals(num_samples, generator_seed, bool(shuffle_seq))
     length = x.shape[1]
-    return _make("mnist1d", x, y, seed, _check_fraction("test_fraction", test_fraction), 10, (1, length))
+    return _make("mnist1d", x, y, seed, _test_fraction(test_fraction), 10, (1, length))
 
 
 @functools.lru_cache(maxsize=4)
@@ -235,16 +217,16 @@ def _circles(
     seed: int, n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, test_fraction: float = 0.2
 ) -> Dataset:
     """Two concentric circles of radii 1 and ``factor`` with Gaussian noise."""
-    n_samples = _check_int("n_samples", n_samples, 4)
-    noise = _check_nonnegative("noise", noise)
-    factor = _check_fraction("factor", factor)
+    n_samples = check_int("n_samples", n_samples, minimum=4)
+    noise = check_number("noise", noise, minimum=0.0)
+    factor = check_number("factor", factor, minimum=0.0, maximum=1.0, strict=True)
     rng = _synthetic_rng(seed, "circles")
     y = np.arange(n_samples) % 2
     angle = rng.uniform(0.0, 2 * math.pi, n_samples)
     radius = np.where(y == 0, 1.0, factor)
     x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
     x += noise * rng.standard_normal(x.shape)
-    return _make("circles", x, y, seed, _check_fraction("test_fraction", test_fraction), 2)
+    return _make("circles", x, y, seed, _test_fraction(test_fraction), 2)
 
 
 def _spirals(
@@ -252,25 +234,25 @@ def _spirals(
     test_fraction: float = 0.2,
 ) -> Dataset:
     """``classes`` interleaved spiral arms; radius grows linearly along each arm."""
-    n_samples = _check_int("n_samples", n_samples, 2 * _check_int("classes", classes, 2))
-    noise = _check_nonnegative("noise", noise)
+    n_samples = check_int("n_samples", n_samples, minimum=2 * check_int("classes", classes, minimum=2))
+    noise = check_number("noise", noise, minimum=0.0)
     rng = _synthetic_rng(seed, "spirals")
     y = np.arange(n_samples) % classes
     position = rng.uniform(0.0, 1.0, n_samples)
     angle = 2 * math.pi * (turns * position + y / classes) + noise * rng.standard_normal(n_samples)
     x = np.stack([position * np.cos(angle), position * np.sin(angle)], axis=1)
-    return _make("spirals", x, y, seed, _check_fraction("test_fraction", test_fraction), classes)
+    return _make("spirals", x, y, seed, _test_fraction(test_fraction), classes)
 
 
 def _xor(seed: int, n_samples: int = 1000, noise: float = 0.0, test_fraction: float = 0.2) -> Dataset:
     """Points uniform in [-1, 1]^2 labelled by whether the signs of x1 and x2 differ."""
-    n_samples = _check_int("n_samples", n_samples, 4)
-    noise = _check_nonnegative("noise", noise)
+    n_samples = check_int("n_samples", n_samples, minimum=4)
+    noise = check_number("noise", noise, minimum=0.0)
     rng = _synthetic_rng(seed, "xor")
     x = rng.uniform(-1.0, 1.0, (n_samples, 2))
     y = (np.sign(x[:, 0]) != np.sign(x[:, 1])).astype(np.int64)
     x += noise * rng.standard_normal(x.shape)
-    return _make("xor", x, y, seed, _check_fraction("test_fraction", test_fraction), 2)
+    return _make("xor", x, y, seed, _test_fraction(test_fraction), 2)
 
 
 def _gaussian(
@@ -278,15 +260,15 @@ def _gaussian(
     test_fraction: float = 0.2,
 ) -> Dataset:
     """``classes`` unit-covariance Gaussians in ``dims`` dimensions, means ~ N(0, separation^2 I)."""
-    dims = _check_int("dims", dims, 1)
-    classes = _check_int("classes", classes, 2)
-    n_samples = _check_int("n_samples", n_samples, 2 * classes)
-    separation = _check_nonnegative("separation", separation)
+    dims = check_int("dims", dims, minimum=1)
+    classes = check_int("classes", classes, minimum=2)
+    n_samples = check_int("n_samples", n_samples, minimum=2 * classes)
+    separation = check_number("separation", separation, minimum=0.0)
     rng = _synthetic_rng(seed, "gaussian")
     means = separation * rng.standard_normal((classes, dims))
     y = np.arange(n_samples) % classes
     x = means[y] + rng.standard_normal((n_samples, dims))
-    return _make("gaussian", x, y, seed, _check_fraction("test_fraction", test_fraction), classes)
+    return _make("gaussian", x, y, seed, _test_fraction(test_fraction), classes)
 
 
 # ---------------------------------------------------------------- MNIST-style files
@@ -391,9 +373,9 @@ def _mnist_like(
     n_train: int | None = None, n_test: int | None = None,
 ) -> Dataset:
     if n_train is not None:
-        n_train = _check_int("n_train", n_train, 1)
+        n_train = check_int("n_train", n_train, minimum=1)
     if n_test is not None:
-        n_test = _check_int("n_test", n_test, 1)
+        n_test = check_int("n_test", n_test, minimum=1)
     arrays = _read_arrays(name, _locate(name, path))
     for part in ("x_train", "x_test"):
         if arrays[part].ndim not in (2, 3):
@@ -455,7 +437,7 @@ def load_dataset(name: str = "digits", seed: int = 0, **options: Any) -> Dataset
     key = _ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, minimum=0)
     loader = _LOADERS[key]
     try:
         return loader(seed, **options)

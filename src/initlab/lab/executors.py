@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from initlab.rng.checks import check_int
+
 __all__ = ["EXECUTORS", "execute", "default_workers", "check_executor", "WorkerLost", "PARENT_POLL_SECONDS"]
 
 # how often a pool worker checks that its parent is alive; it outlives a killed parent by at most this
@@ -119,8 +121,8 @@ def check_executor(executor: str, workers: int | None) -> None:
     """ValueError for an executor that cannot run here (unknown name, workers < 1, Ray not installed)."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if workers is not None:
+        check_int("workers", workers, minimum=1)
     if executor == "ray":
         import importlib.util
 

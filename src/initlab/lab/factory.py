@@ -61,4 +61,4 @@ def load_factory(spec: str) -> Callable[..., Any]:
             f"factory {spec!r} is defined in {defined_in or 'no module'!r}, part of Python's standard library; "
             f"{FACTORY_RULE}"
         )
-    return target  # type: ignore[no-any-return]
+    return target

@@ -20,7 +20,10 @@ pass is short enough to write out, so :class:`StackedMLP` does exactly that:
 Each activation's derivative is the ATen kernel autograd itself calls
 (``threshold_backward`` for ReLU, ``tanh_backward``, ``gelu_backward``, ...),
 so the gradients are autograd's up to the order of float summation, and any
-``torch.optim`` optimizer can take the step.
+``torch.optim`` optimizer can take the step. Those kernels are not public
+torch API: they are reached only through :mod:`initlab.lab.torch_private`,
+whose version guard turns this engine off on torch releases it was not
+checked against.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from initlab.lab.torch_private import AVAILABLE, activation_backward, log_softmax_backward
 
 __all__ = ["StackedMLP"]
 
-_aten = torch.ops.aten
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -57,38 +62,32 @@ def _activation_of(module: nn.Module) -> _Activation | None:
     """The forward/backward pair of a lab activation module, or None when it has none."""
     kind = type(module)
     if kind is nn.ReLU:
-        return _Activation(torch.relu_, lambda g, z, y: _aten.threshold_backward(g, y, 0), True)
+        return _Activation(torch.relu_, activation_backward("relu"), True)
     if kind is nn.Tanh:
-        return _Activation(torch.tanh_, lambda g, z, y: _aten.tanh_backward(g, y), True)
+        return _Activation(torch.tanh_, activation_backward("tanh"), True)
     if kind is nn.Sigmoid:
-        return _Activation(torch.sigmoid_, lambda g, z, y: _aten.sigmoid_backward(g, y), True)
+        return _Activation(torch.sigmoid_, activation_backward("sigmoid"), True)
     if kind is nn.Identity:
         return _Activation(lambda z: z, lambda g, z, y: g, True)
-    if kind is nn.Hardtanh and module.min_val < module.max_val:  # type: ignore[operator]
-        low, high = float(module.min_val), float(module.max_val)  # type: ignore[arg-type]
-        return _Activation(lambda z: z.clamp_(low, high),
-                           lambda g, z, y: _aten.hardtanh_backward(g, y, low, high), True)
-    if kind is nn.LeakyReLU and module.negative_slope > 0:  # type: ignore[operator]
-        slope = float(module.negative_slope)  # type: ignore[arg-type]
-        return _Activation(lambda z: torch._C._nn.leaky_relu_(z, slope),
-                           lambda g, z, y: _aten.leaky_relu_backward(g, y, slope, True), True)
-    if kind is nn.ELU and module.alpha >= 0:  # type: ignore[operator]
-        alpha = float(module.alpha)  # type: ignore[arg-type]
-        return _Activation(lambda z: torch._C._nn.elu_(z, alpha),
-                           lambda g, z, y: _aten.elu_backward(g, alpha, 1.0, 1.0, True, y), True)
+    if type(module) is nn.Hardtanh and module.min_val < module.max_val:
+        low, high = float(module.min_val), float(module.max_val)
+        return _Activation(lambda z: z.clamp_(low, high), activation_backward("hardtanh", low, high), True)
+    if type(module) is nn.LeakyReLU and module.negative_slope > 0:
+        slope = float(module.negative_slope)
+        return _Activation(lambda z: F.leaky_relu_(z, slope), activation_backward("leaky_relu", slope), True)
+    if type(module) is nn.ELU and module.alpha >= 0:
+        alpha = float(module.alpha)
+        return _Activation(lambda z: F.elu_(z, alpha), activation_backward("elu", alpha, 1.0), True)
     if kind is nn.SELU:
-        return _Activation(torch.selu_,
-                           lambda g, z, y: _aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y), True)
-    if kind is nn.GELU:
+        return _Activation(torch.selu_, activation_backward("elu", _SELU_ALPHA, _SELU_SCALE), True)
+    if type(module) is nn.GELU:
         approximate = str(module.approximate)
-        return _Activation(lambda z: torch._C._nn.gelu(z, approximate=approximate),
-                           lambda g, z, y: _aten.gelu_backward(g, z, approximate=approximate), False)
+        return _Activation(lambda z: F.gelu(z, approximate=approximate), activation_backward("gelu", approximate), False)
     if kind is nn.SiLU:
-        return _Activation(torch._C._nn.silu, lambda g, z, y: _aten.silu_backward(g, z), False)
-    if kind is nn.Softplus:
-        beta, threshold = float(module.beta), float(module.threshold)  # type: ignore[arg-type]
-        return _Activation(lambda z: torch._C._nn.softplus(z, beta, threshold),
-                           lambda g, z, y: _aten.softplus_backward(g, z, beta, threshold), False)
+        return _Activation(F.silu, activation_backward("silu"), False)
+    if type(module) is nn.Softplus:
+        beta, threshold = float(module.beta), float(module.threshold)
+        return _Activation(lambda z: F.softplus(z, beta, threshold), activation_backward("softplus", beta, threshold), False)
     return None
 
 
@@ -115,20 +114,24 @@ class StackedMLP:
 
     @classmethod
     def of(cls, model: nn.Module) -> StackedMLP | None:
-        """The engine for ``model`` when it is a lab MLP without norm or dropout, else None."""
-        from initlab.lab.models import MLP
+        """The engine for ``model`` when it is a lab MLP without norm or dropout, else None.
 
-        if type(model) is not MLP:
+        None too on a torch release whose private kernels were not checked
+        (``initlab.lab.torch_private.AVAILABLE``): the lab then uses autograd.
+        """
+        from initlab.lab.models import MLP, Block
+
+        if type(model) is not MLP or not AVAILABLE:
             return None
         layers = []
         for index, block in enumerate(model.hidden):
-            if hasattr(block, "norm") or hasattr(block, "dropout"):
+            if not isinstance(block, Block) or hasattr(block, "norm") or hasattr(block, "dropout"):
                 return None
-            activation = _activation_of(block.act)  # type: ignore[arg-type]
-            if activation is None:
+            activation = _activation_of(block.act)
+            if activation is None or not isinstance(block.layer, nn.Linear):
                 return None
             prefix = f"hidden.{index}.linear"
-            has_bias = block.linear.bias is not None  # type: ignore[union-attr]
+            has_bias = block.layer.bias is not None
             layers.append(_Layer(prefix + ".weight", prefix + ".bias" if has_bias else None,
                                  activation, bool(block.residual)))
         layers.append(_Layer("output.weight", "output.bias" if model.output.bias is not None else None, None, False))
@@ -189,7 +192,7 @@ class StackedMLP:
             # -1/B at each target for the log-probabilities, then log-softmax's own backward
             grad_log_probs = keep[-1]["grad_log_probs"].zero_()
             grad_log_probs.scatter_(2, targets.unsqueeze(2), -1.0 / batch)
-            grad = _aten._log_softmax_backward_data(grad_log_probs, log_probs, 2, log_probs.dtype)
+            grad = log_softmax_backward(grad_log_probs, log_probs, 2)
             skip: Tensor | None = None
             for index in range(len(self.layers) - 1, -1, -1):
                 layer = self.layers[index]

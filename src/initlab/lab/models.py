@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from initlab.lab.factory import load_factory
+from initlab.rng.checks import check_int
 
 __all__ = [
     "OUTPUT_NAME",
@@ -128,37 +129,21 @@ def _positive(spec: str, token: str, what: str) -> int:
     return int(token)
 
 
-def parse_spec(spec: str) -> ModelSpec:
-    """Parse a built-in spec (``mlp:``, ``cnn:``, ``cnn1d:``) into a :class:`ModelSpec`."""
-    if not isinstance(spec, str):
-        raise TypeError(f"model spec must be a str, got {type(spec).__name__}")
-    text = spec.strip()
-    kind, _, rest = text.partition(":")
-    kind = kind.lower()
-    if kind not in _KINDS:
-        raise ValueError(
-            f"unknown model kind {kind!r} in spec {spec!r}; valid kinds: {', '.join(list_model_kinds())}"
-        )
-    head, *options = rest.split("+")
-    layers_text, _, activation_text = head.partition(":")
-    tokens = [t.strip().lower() for t in layers_text.split("-")]
-    if len(tokens) < 2 or any(not t for t in tokens):
-        raise _bad(spec, "need at least an input size and an output size separated by '-'")
-    # input
-    first = tokens[0]
-    input_shape: tuple[int, ...] | None
-    if first == "*":
-        input_shape = None
-    else:
-        input_shape = tuple(_positive(spec, part, "input size") for part in first.split("x"))
-        wanted = {"mlp": None, "cnn": (1, 3), "cnn1d": (1, 2)}[kind]
-        if wanted is not None and len(input_shape) not in wanted:
-            raise _bad(spec, f"{kind} input is N or " + ("CxHxW" if kind == "cnn" else "CxL") + f", got {first!r}")
-    # output
-    num_classes = None if tokens[-1] == "*" else _positive(spec, tokens[-1], "output size")
-    # hidden layers
+def _input_shape(spec: str, kind: str, token: str) -> tuple[int, ...] | None:
+    """N (mlp), CxHxW or N (cnn), CxL or N (cnn1d); ``*`` for the data set's own."""
+    if token == "*":
+        return None
+    shape = tuple(_positive(spec, part, "input size") for part in token.split("x"))
+    wanted = {"mlp": None, "cnn": (1, 3), "cnn1d": (1, 2)}[kind]
+    if wanted is not None and len(shape) not in wanted:
+        raise _bad(spec, f"{kind} input is N or " + ("CxHxW" if kind == "cnn" else "CxL") + f", got {token!r}")
+    return shape
+
+
+def _hidden_layers(spec: str, kind: str, tokens: list[str]) -> tuple[int | str, ...]:
+    """Widths (``128x5`` repeats 128 five times) and ``p`` (pooling, convolutional kinds only)."""
     layers: list[int | str] = []
-    for token in tokens[1:-1]:
+    for token in tokens:
         if token == "p":
             if kind == "mlp":
                 raise _bad(spec, "'p' (pooling) is only for cnn and cnn1d")
@@ -167,32 +152,35 @@ def parse_spec(spec: str) -> ModelSpec:
         width, times, count = token.partition("x")
         repeat = _positive(spec, count, "repeat count") if times else 1
         layers.extend([_positive(spec, width, "width")] * repeat)
-    # activation
-    activation_text = activation_text.strip().lower() or "relu"
-    name, _, param_text = activation_text.partition("=")
+    return tuple(layers)
+
+
+def _parse_activation(spec: str, text: str) -> tuple[str, float | None]:
+    """(activation name, parameter) of ``NAME`` or ``NAME=VALUE``; relu when empty."""
+    name, _, param_text = (text.strip().lower() or "relu").partition("=")
     name = _ACTIVATION_ALIASES.get(name, name)
     if name not in _ACTIVATIONS:
         raise ValueError(
             f"unknown activation {name!r} in model spec {spec!r}; valid: {', '.join(list_activations())}"
         )
-    activation_param = None
-    if param_text:
-        try:
-            activation_param = float(param_text)
-        except ValueError:
-            raise _bad(spec, f"activation parameter must be a number, got {param_text!r}") from None
-    # options
+    if not param_text:
+        return name, None
+    try:
+        return name, float(param_text)
+    except ValueError:
+        raise _bad(spec, f"activation parameter must be a number, got {param_text!r}") from None
+
+
+def _options(spec: str, kind: str, options: list[str]) -> dict[str, Any]:
+    """The ModelSpec fields set by ``+bn``, ``+ln``, ``+residual``, ``+nobias``, ``+dropout=R``, ``+k=K``."""
     settings: dict[str, Any] = {}
+    flags = {"bn": ("batch_norm", True), "ln": ("layer_norm", True), "residual": ("residual", True),
+             "nobias": ("bias", False)}
     for option in options:
         key, _, value = option.strip().lower().partition("=")
-        if key == "bn":
-            settings["batch_norm"] = True
-        elif key == "ln":
-            settings["layer_norm"] = True
-        elif key == "residual":
-            settings["residual"] = True
-        elif key == "nobias":
-            settings["bias"] = False
+        if key in flags:
+            field_name, setting = flags[key]
+            settings[field_name] = setting
         elif key == "dropout":
             try:
                 rate = float(value)
@@ -209,9 +197,39 @@ def parse_spec(spec: str) -> ModelSpec:
             raise _bad(spec, f"unknown option '+{option}'; valid options: {_OPTION_HELP}")
     if settings.get("batch_norm") and settings.get("layer_norm"):
         raise _bad(spec, "choose one of +bn and +ln")
+    return settings
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a built-in spec (``mlp:``, ``cnn:``, ``cnn1d:``) into a :class:`ModelSpec`."""
+    if not isinstance(spec, str):
+        raise TypeError(f"model spec must be a str, got {type(spec).__name__}")
+    text = spec.strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.lower()
+    if kind not in _KINDS:
+        raise ValueError(
+            f"unknown model kind {kind!r} in spec {spec!r}; valid kinds: {', '.join(list_model_kinds())}"
+        )
+    head, *options = rest.split("+")
+    layers_text, _, activation_text = head.partition(":")
+    tokens = [t.strip().lower() for t in layers_text.split("-")]
+    if len(tokens) < 2 or any(not t for t in tokens):
+        raise _bad(spec, "need at least an input size and an output size separated by '-'")
+    # checked in the order they are written, so the first mistake is the one reported
+    input_shape = _input_shape(spec, kind, tokens[0])
+    num_classes = None if tokens[-1] == "*" else _positive(spec, tokens[-1], "output size")
+    layers = _hidden_layers(spec, kind, tokens[1:-1])
+    activation, activation_param = _parse_activation(spec, activation_text)
     return ModelSpec(
-        kind=kind, input_shape=input_shape, layers=tuple(layers), num_classes=num_classes,
-        activation=name, activation_param=activation_param, text=text, **settings,
+        kind=kind,
+        input_shape=input_shape,
+        layers=layers,
+        num_classes=num_classes,
+        activation=activation,
+        activation_param=activation_param,
+        text=text,
+        **_options(spec, kind, options),
     )
 
 
@@ -404,10 +422,11 @@ def _check_fits(model: nn.Module, spec: str, input_shape: tuple[int, ...], num_c
 
 def _build_factory(spec: str, input_shape: tuple[int, ...] | None, num_classes: int | None) -> nn.Module:
     factory = load_factory(spec)
+    parameters: Mapping[str, inspect.Parameter]
     try:
         parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
+    except (TypeError, ValueError):  # builtins and some C extensions have no signature
+        parameters = {}
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     kwargs: dict[str, Any] = {}
     if input_shape is not None and ("input_shape" in parameters or accepts_any):
@@ -438,9 +457,8 @@ def build_model(
     ``initlab.init_model``.
     """
     shape = _normalise_shape(input_shape)
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if num_classes is not None:
+        check_int("num_classes", num_classes, minimum=1)
     if not isinstance(spec, str):
         raise TypeError(f"model spec must be a str, got {type(spec).__name__}")
     kind = spec.strip().partition(":")[0].lower()

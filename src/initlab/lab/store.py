@@ -4,7 +4,7 @@ Layout of a sweep directory::
 
     manifest.json                  config, sweep id, versions, timings
     records/<init>/seed-<k>.json   one finished run (status, final metrics, history)
-    results.csv | results.parquet  tidy rows: one per run x logged step
+    results.csv                    tidy rows: one per run x logged step
     leaderboard.csv, leaderboard.md, loss_curves.png, final_accuracy.png
 
 A record file appears only once its run has finished: it is written to a
@@ -44,7 +44,8 @@ __all__ = ["ResultStore", "atomic_write_text", "sweep_id", "record_problem", "sw
 MANIFEST = "manifest.json"
 RECORDS = "records"
 LOCK = ".initlab.lock"
-# the files a sweep writes at the top of its folder, besides the manifest
+# the files a sweep writes at the top of its folder, besides the manifest (results.parquet: the
+# tidy results of sweeps of initlab 0.1, which wrote Parquet when pyarrow was installed)
 OUTPUTS = ("results.csv", "results.parquet", "leaderboard.csv", "leaderboard.md", "loss_curves.png",
            "final_accuracy.png")
 STATUSES = ("ok", "diverged", "stalled", "failed")

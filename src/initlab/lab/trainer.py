@@ -18,6 +18,7 @@ RNG is left as it was.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,8 @@ from torch import nn
 
 from initlab.lab.data import Dataset
 from initlab.rng import derive_generator, derive_seed
+from initlab.rng.checks import check_choice, check_int, check_number, check_seed
+from initlab.rng.deprecation import warn_deprecated
 
 __all__ = [
     "RunResult",
@@ -90,33 +93,32 @@ class TrainConfig:
         loss: str = "cross_entropy",
     ) -> TrainConfig:
         """Check every option (ValueError/TypeError naming it) and resolve the defaults."""
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         optimizer = optimizer.lower()
-        lr = _DEFAULT_LR[optimizer] if lr is None else _positive_float("lr", lr)
+        lr = _DEFAULT_LR[optimizer] if lr is None else check_number("lr", lr, minimum=0.0, strict=True)
         if momentum is None:
             momentum = 0.9 if optimizer in ("momentum", "nesterov") else 0.0
-        momentum = _nonnegative_float("momentum", momentum)
+        momentum = check_number("momentum", momentum, minimum=0.0)
         if optimizer in ("adam", "adamw") and momentum:
             raise ValueError(f"momentum is for SGD; {optimizer} takes none, got momentum={momentum}")
-        weight_decay = _nonnegative_float("weight_decay", weight_decay)
+        weight_decay = check_number("weight_decay", weight_decay, minimum=0.0)
         if batch_size is not None:
-            batch_size = _positive_int("batch_size", batch_size)
+            batch_size = check_int("batch_size", batch_size, minimum=1)
         effective_batch = num_train if batch_size is None else min(batch_size, num_train)
         steps_per_epoch = math.ceil(num_train / effective_batch)
         if steps is not None and epochs is not None:
             raise ValueError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
         if steps is None:
-            epochs = 10 if epochs is None else _positive_int("epochs", epochs)
+            epochs = 10 if epochs is None else check_int("epochs", epochs, minimum=1)
             steps = epochs * steps_per_epoch
-        steps = _positive_int("steps", steps)
-        log_every = _positive_int("log_every", log_every)
-        eval_every = steps_per_epoch if eval_every is None else _positive_int("eval_every", eval_every)
+        steps = check_int("steps", steps, minimum=1)
+        log_every = check_int("log_every", log_every, minimum=1)
+        eval_every = steps_per_epoch if eval_every is None else check_int("eval_every", eval_every, minimum=1)
         if not 0.0 <= stall_tolerance < 1.0:
             raise ValueError(f"stall_tolerance must be in [0, 1), got {stall_tolerance}")
-        diverge_loss = _positive_float("diverge_loss", diverge_loss)
+        diverge_loss = check_number("diverge_loss", diverge_loss, minimum=0.0, strict=True)
         return cls(
             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, steps=steps,
             batch_size=None if batch_size is None or batch_size >= num_train else batch_size,
@@ -182,27 +184,6 @@ class RunResult:
             steps=int(data["steps"]), wall_time=float(data["wall_time"]), diverged_at=data.get("diverged_at"),
             info=dict(data.get("info", {})), probe=data.get("probe"),
         )
-
-
-# ---------------------------------------------------------------- checks
-
-
-def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _nonnegative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------- pieces shared with batched training
@@ -313,109 +294,131 @@ def train(
     model: nn.Module,
     dataset: Dataset,
     *,
-    optimizer: str = "sgd",
-    lr: float | None = None,
-    momentum: float | None = None,
-    weight_decay: float = 0.0,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
     seed: int = 0,
-    log_every: int = 1,
-    eval_every: int | None = None,
     probe_every: int | None = None,
-    stall_tolerance: float = 0.05,
-    diverge_loss: float = 1e4,
     info: dict[str, Any] | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-    loss: str = "cross_entropy",
+    on_step: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> RunResult:
     """Train ``model`` in place on ``dataset`` with ``loss`` (cross-entropy); return a :class:`RunResult`.
 
-    ``optimizer``: ``sgd`` (default; lr 0.1, no momentum), ``momentum`` /
-    ``nesterov`` (SGD with momentum 0.9; lr 0.05), ``adam``, ``adamw`` (lr
-    1e-3). ``batch_size=None`` trains full batch. Give ``steps`` or
-    ``epochs`` (default 10 epochs). ``probe_every=N`` runs the training
-    inside ``initlab.probe.probe(model, every=N, optimizer=...)``: per-layer
+    ``options`` are the fields of :class:`TrainConfig`, checked by
+    :meth:`TrainConfig.make`: ``optimizer`` ``sgd`` (default; lr 0.1, no
+    momentum), ``momentum`` / ``nesterov`` (SGD with momentum 0.9; lr 0.05),
+    ``adam``, ``adamw`` (lr 1e-3); ``lr``, ``momentum``, ``weight_decay``;
+    ``steps`` or ``epochs`` (default 10 epochs); ``batch_size`` (None: full
+    batch); ``log_every``, ``eval_every``, ``stall_tolerance``,
+    ``diverge_loss``; ``loss``: ``cross_entropy`` or ``sigmoid_mse`` (see
+    :func:`per_example_loss`). ``seed`` orders the minibatches. ``probe_every=N`` runs the training
+    inside ``initlab.Probe(model, every=N, optimizer=...)``: per-layer
     activation, gradient and update statistics at steps 0, N, 2N, ...;
     the result's ``probe`` is its ``ProbeReport`` (with the history of the
-    recorded steps). ``loss``: ``cross_entropy`` or ``sigmoid_mse`` (see
-    :func:`per_example_loss`). The data set is moved to the model's device
-    and cast to its parameters' dtype (a float64 model trains in float64).
+    recorded steps). The data set is moved to the model's device and cast to
+    its parameters' dtype (a float64 model trains in float64).
+    ``on_step(step)`` is called after each step's forward pass, as in
+    :func:`initlab.lab.batched.train_stacked`.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be an initlab.lab.data.Dataset, got {type(dataset).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_seed(seed)
+    legacy_callback = on_step is not None and takes_loss_too(on_step)
     if probe_every is not None:
-        probe_every = _positive_int("probe_every", probe_every)
-    config = TrainConfig.make(
-        len(dataset.y_train), optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        steps=steps, epochs=epochs, batch_size=batch_size, log_every=log_every, eval_every=eval_every,
-        stall_tolerance=stall_tolerance, diverge_loss=diverge_loss, loss=loss,
-    )
+        probe_every = check_int("probe_every", probe_every, minimum=1)
+    config = TrainConfig.make(len(dataset.y_train), **options)
     device, dtype = _device_of(model), input_dtype(model)
-    x_train, y_train = dataset.x_train.to(device, dtype), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device, dtype), dataset.y_test.to(device)
+    data = _Split(dataset.x_train.to(device, dtype), dataset.y_train.to(device), dataset.x_test.to(device, dtype),
+                  dataset.y_test.to(device))
     opt = make_optimizer(model.parameters(), config)
-    history: list[dict[str, float]] = []
     probe_report: Any = None
-    first_loss = NAN
-    diverged_at: int | None = None
     model.train()
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
         torch.manual_seed(derive_seed(seed, "lab.dropout"))
-        session = None
-        if probe_every is not None:
-            session = stack.enter_context(_probe_session(model, probe_every, opt))
-        step = 0
-        for step, rows in enumerate(batch_order(len(y_train), config, seed), start=1):
-            x, y = (x_train, y_train) if rows is None else (x_train[rows.to(device)], y_train[rows.to(device)])
-            opt.zero_grad(set_to_none=True)
-            logits = model(x)
-            batch_loss = per_example_loss(logits, y, config.loss).mean()
-            loss_value = batch_loss.item()
-            if step == 1:
-                first_loss = loss_value
-            if on_step is not None:
-                on_step(step, loss_value)
-            if is_divergent(loss_value, config):
-                diverged_at = step
-                history.append(_row(step, config, loss_value, NAN))
-                break
-            batch_loss.backward()
-            opt.step()
-            if config.logged(step):
-                accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
-                row = _row(step, config, loss_value, accuracy)
-                if config.evaluated(step):
-                    row["test_loss"], row["test_accuracy"] = evaluate(model, x_test, y_test, config.loss)
-                history.append(row)
+        session = stack.enter_context(_probe_session(model, probe_every, opt)) if probe_every is not None else None
+        progress = _run_steps(model, opt, config, data, seed, on_step, legacy_callback)
         if session is not None:
             probe_report = session.report()
-    if diverged_at is None:
-        train_loss, train_accuracy = evaluate(model, x_train, y_train, config.loss)
-        last = history[-1] if history else None
-        if last is not None and last["step"] == step and not math.isnan(last["test_loss"]):
-            test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
-        else:
-            test_loss, test_accuracy = evaluate(model, x_test, y_test, config.loss)
-        if not math.isfinite(train_loss):
-            diverged_at = step
-    else:
-        train_loss = train_accuracy = test_loss = test_accuracy = NAN
-    final = {"train_loss": train_loss, "train_accuracy": train_accuracy,
-             "test_loss": test_loss, "test_accuracy": test_accuracy}
-    status = run_status(first_loss, train_loss, diverged_at is not None, config)
+    final, diverged_at = _final_metrics(model, data, progress, config.loss)
+    status = run_status(progress.first_loss, final["train_loss"], diverged_at is not None, config)
     return RunResult(
-        status=status, history=history, final=final, steps=step,
+        status=status, history=progress.history, final=final, steps=progress.step,
         wall_time=time.perf_counter() - started, diverged_at=diverged_at,
         info={**config_info(config), "seed": seed, **(info or {})}, probe=probe_report,
     )
+
+
+@dataclass(frozen=True)
+class _Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass
+class _Progress:
+    """Where a training loop stands: its logged rows, first loss, last step and divergence step."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    first_loss: float = NAN
+    step: int = 0
+    diverged_at: int | None = None
+
+
+def _run_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, config: TrainConfig, data: _Split, seed: int,
+    on_step: Callable[..., Any] | None, legacy_callback: bool,
+) -> _Progress:
+    """The steps of :func:`train`: forward, loss, callback, divergence check, backward, step, log."""
+    progress = _Progress()
+    device = data.x_train.device
+    for step, rows in enumerate(batch_order(len(data.y_train), config, seed), start=1):
+        progress.step = step
+        x, y = (data.x_train, data.y_train) if rows is None else (data.x_train[rows.to(device)], data.y_train[rows.to(device)])
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        batch_loss = per_example_loss(logits, y, config.loss).mean()
+        loss_value = batch_loss.item()
+        if step == 1:
+            progress.first_loss = loss_value
+        if on_step is not None:
+            on_step(*((step, loss_value) if legacy_callback else (step,)))
+        if is_divergent(loss_value, config):
+            progress.diverged_at = step
+            progress.history.append(_row(step, config, loss_value, NAN))
+            break
+        batch_loss.backward()
+        opt.step()
+        if config.logged(step):
+            accuracy = (logits.detach().argmax(dim=1) == y).float().mean().item()
+            row = _row(step, config, loss_value, accuracy)
+            if config.evaluated(step):
+                row["test_loss"], row["test_accuracy"] = evaluate(model, data.x_test, data.y_test, config.loss)
+            progress.history.append(row)
+    return progress
+
+
+def _final_metrics(
+    model: nn.Module, data: _Split, progress: _Progress, loss: str
+) -> tuple[dict[str, float], int | None]:
+    """Train and test loss and accuracy after the last step (NaN for a diverged run), and the divergence step."""
+    diverged_at = progress.diverged_at
+    if diverged_at is not None:
+        return dict.fromkeys(("train_loss", "train_accuracy", "test_loss", "test_accuracy"), NAN), diverged_at
+    train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train, loss)
+    last = progress.history[-1] if progress.history else None
+    if last is not None and last["step"] == progress.step and not math.isnan(last["test_loss"]):
+        test_loss, test_accuracy = last["test_loss"], last["test_accuracy"]  # evaluated after the last step
+    else:
+        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test, loss)
+    if not math.isfinite(train_loss):
+        diverged_at = progress.step
+    final = {"train_loss": train_loss, "train_accuracy": train_accuracy, "test_loss": test_loss,
+             "test_accuracy": test_accuracy}
+    return final, diverged_at
 
 
 def config_info(config: TrainConfig) -> dict[str, Any]:
@@ -434,7 +437,21 @@ def _row(step: int, config: TrainConfig, loss: float, accuracy: float) -> dict[s
     }
 
 
-def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:
-    from initlab.probe.session import probe
+def takes_loss_too(on_step: Callable[..., Any]) -> bool:
+    """Whether ``on_step`` still has the old two-argument form ``on_step(step, loss)`` (warns if so)."""
+    try:
+        parameters = inspect.signature(on_step).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature take the one-argument form
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) < 2:
+        return False
+    warn_deprecated("on_step(step, loss) callbacks", "on_step(step); the losses are in the run's history", stacklevel=4)
+    return True
 
-    return probe(model, every=every, optimizer=optimizer)
+
+def _probe_session(model: nn.Module, every: int, optimizer: torch.optim.Optimizer) -> Any:
+    from initlab.probe import Probe
+
+    return Probe(model, every=every, optimizer=optimizer)

@@ -12,9 +12,10 @@ each one applies.
 
 from initlab.plan import stages
 from initlab.plan.apply import RNG_KINDS, init_model
+from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
 from initlab.plan.report import STATUSES, InitReport, InitRow
-from initlab.plan.rules import IMPLICIT_RULES, NAMED_PLANS, Plan, Rule, StageSpec, named_plans
+from initlab.plan.rules import Plan, PlanLike, Rule, StageSpec
 from initlab.plan.stages import get_stage, list_stages, register_stage
 from initlab.plan.targets import MODULE_FAMILIES, ROLES, Block, Target, collect_targets
 from initlab.plan.values import PLAN_SCHEMES
@@ -22,6 +23,7 @@ from initlab.plan.values import PLAN_SCHEMES
 __all__ = [
     "init_model",
     "Plan",
+    "PlanLike",
     "Rule",
     "StageSpec",
     "InitReport",

@@ -43,13 +43,13 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from initlab.plan.graph import DataFlow, analyze
 from initlab.plan.report import InitReport, InitRow, sample_stats
-from initlab.plan.rules import DefaultRule, Plan, Rule, StageSpec
+from initlab.plan.rules import DefaultRule, Plan, PlanLike, Rule, StageSpec
 from initlab.plan.stages import Stage, get_stage
 from initlab.plan.targets import Block, Target, collect_targets, is_weight_layer
 from initlab.plan.values import Auto, ResolveContext, Resolved, TensorValue
-from initlab.rng import GeneratorLike, derive_generator, derive_seed
-from initlab.schemes.base import check_representable
+from initlab.rng import GeneratorLike, Keyed, derive_generator, derive_seed
 from initlab.schemes.fans import Fans, LayoutLike, fans
+from initlab.schemes.initializer import check_representable
 
 __all__ = ["init_model", "RNG_KINDS"]
 
@@ -76,6 +76,7 @@ def _refuse_lazy(model: nn.Module) -> None:
     lazy = [
         name or "<root>"
         for name, m in model.named_modules()
+        # torch types has_uninitialized_params for a protocol of lazy modules that a plain mixin does not match
         if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()  # type: ignore[misc]
     ]
     lazy += [name for name, p in model.named_parameters() if isinstance(p, UninitializedParameter)]
@@ -98,11 +99,7 @@ def _check_arguments(model: Any, seed: Any, rng: Any) -> None:
 def _stream(rng: str, seed: int, name: str, device: torch.device) -> GeneratorLike:
     if rng == "torch":
         return derive_generator(seed, name, device)
-    try:
-        from initlab.rng import Keyed  # type: ignore[attr-defined]
-    except ImportError as error:
-        raise ValueError("rng='counter' needs the counter-based generator initlab.rng.Keyed, which is not available") from error
-    return Keyed(seed).child(name)  # type: ignore[no-any-return]
+    return Keyed(seed).child(name)
 
 
 def _block_stream(stream: GeneratorLike, block: Block, count: int) -> GeneratorLike:
@@ -402,7 +399,8 @@ def _move_storage(modules: list[nn.Module], device: torch.device | str, from_met
                     if isinstance(tensor, nn.Parameter):
                         fresh = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
                     memo[id(tensor)] = fresh
-                store[key] = memo[id(tensor)]  # type: ignore[index,assignment]
+                # _parameters holds Parameters, _buffers plain tensors: one loop writes both
+                store[key] = memo[id(tensor)]  # type: ignore[assignment]
 
 
 def _materialize(model: nn.Module, modules: list[nn.Module], device: torch.device, notes: list[str]) -> None:
@@ -477,8 +475,12 @@ def _write(decision: _Decision, rng: str, seed: int) -> None:
             decision.notes.append("padding row zeroed")
 
 
-def _snapshot(decisions: list[_Decision]) -> dict[int, tuple[_Decision, list[torch.Tensor]]]:
-    saved: dict[int, tuple[_Decision, list[torch.Tensor]]] = {}
+# decision index -> (decision, the tensors it would overwrite, as they were)
+_Snapshot = dict[int, tuple[_Decision, list[torch.Tensor]]]
+
+
+def _snapshot(decisions: list[_Decision]) -> _Snapshot:
+    saved: _Snapshot = {}
     for i, decision in enumerate(decisions):
         target = decision.target
         if target.parametrized:
@@ -491,7 +493,7 @@ def _snapshot(decisions: list[_Decision]) -> dict[int, tuple[_Decision, list[tor
     return saved
 
 
-def _restore(saved: dict[int, tuple[_Decision, list[torch.Tensor]]]) -> None:
+def _restore(saved: _Snapshot) -> None:
     with torch.no_grad():
         for decision, values in saved.values():
             target = decision.target
@@ -555,7 +557,7 @@ def _run_stages(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: 
 # -- the entry point -------------------------------------------------------------------------------
 def init_model(
     model: nn.Module,
-    plan: Any = "auto",
+    plan: PlanLike = "auto",
     seed: int = 0,
     *,
     rng: str = "torch",
@@ -602,37 +604,55 @@ def init_model(
     notes: list[str] = []
     targets = collect_targets(model)
     context = ResolveContext()
-    flow: DataFlow | None = None
-    if targets and plan_obj.needs_flow():
-        example = example_input if example_input is not None else _example_from(batch)
-        flow = analyze(model, example, need_residual=plan_obj.needs_residual())
-        _apply_flow(targets, flow, plan_obj, context, notes)
-
+    flow = _flow(model, targets, plan_obj, example_input if example_input is not None else _example_from(batch),
+                 context, notes)
     used: set[int] = set()
     decisions = [_decide(target, rules, context, include_frozen, used, rng, seed) for target in targets]
-    for index, (rule, origin) in enumerate(rules):
-        if origin == "plan" and index not in used:
-            notes.append(f"rule {rule} matched no parameter")
-
-    sharded = [d.target.name for d in decisions if d.status == "initialized" and _is_dtensor(d.target.tensor)]
-    if sharded and rng != "counter":
-        raise ValueError(
-            f"parameters {', '.join(sharded[:5])} are DTensors; a shard takes its part of the global values "
-            "only from a counter stream: pass rng='counter'"
-        )
+    notes.extend(f"rule {rule} matched no parameter" for index, (rule, origin) in enumerate(rules)
+                 if origin == "plan" and index not in used)
+    _check_sharded(decisions, rng)
     _check_writable(decisions, rng, seed)
     meta_modules = _meta_modules(model)
     target_device = torch.device(device if device is not None else "cpu")
     risky_decisions = [d for d in decisions if d.target.parametrized or _is_dtensor(d.target.tensor)]
     saved = _snapshot(decisions) if stages else {}
     risky = {} if stages else _snapshot(risky_decisions)
-    # writes that run code other than a fill go first, so that a failure among them leaves the rest untouched
+    _write_all(model, decisions, risky_decisions, meta_modules, target_device, notes, saved, risky, rng, seed)
+    if meta_modules:
+        stale = [d.target.name for d in decisions if d.status != "initialized"]
+        if stale:
+            notes.append(
+                f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
+                "they hold uninitialised memory"
+            )
+    stage_reports = _run_stages_or_restore(model, stages, batch, meta_modules, saved)
+    stage_note = f"then stage {', '.join(spec.name for spec, _ in stages)}" if stages else ""
+    rows = [_row(d, sample_stats(_current_tensor(d.target)), stage_note if d.status == "initialized" else "") for d in decisions]
+    for note in notes:
+        _warnings.warn(note, UserWarning, stacklevel=2)
+    return InitReport(
+        rows=rows, plan=str(plan_obj), seed=seed, rng=_describe_rng(rng),
+        flow=flow.method if flow is not None else None, output_layer=flow.output_layer if flow is not None else None,
+        warnings=notes, stage_reports=stage_reports, materialized=str(target_device) if meta_modules else None,
+    )
+
+
+def _write_all(model: nn.Module, decisions: list[_Decision], risky_decisions: list[_Decision],
+               meta_modules: list[nn.Module], device: torch.device, notes: list[str], saved: _Snapshot,
+               risky: _Snapshot, rng: str, seed: int) -> None:
+    """The writing phase: materialize meta modules, write every decided parameter; restore on failure.
+
+    ``saved`` holds every decided parameter (when stages follow), ``risky``
+    the ones whose write runs code other than a fill (parametrizations,
+    DTensors), which go first so that a failure among them leaves the rest
+    untouched.
+    """
     order = [*risky_decisions, *(d for d in decisions if not (d.target.parametrized or _is_dtensor(d.target.tensor)))]
     written: list[str] = []
     try:
         with torch.no_grad():
             if meta_modules:
-                _materialize(model, meta_modules, target_device, notes)
+                _materialize(model, meta_modules, device, notes)
             for decision in order:
                 if decision.status == "initialized":
                     _write(decision, rng, seed)
@@ -651,38 +671,39 @@ def init_model(
         _add_note(error, note)
         raise
 
-    if meta_modules:
-        stale = [d.target.name for d in decisions if d.status != "initialized"]
-        if stale:
-            notes.append(
-                f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
-                "they hold uninitialised memory"
-            )
-    stage_reports: dict[str, Any] = {}
-    if stages:
-        try:
-            stage_reports = _run_stages(model, stages, batch)
-        except BaseException:
-            if meta_modules:
-                _move_storage(meta_modules, "meta", from_meta=False)
-            else:
-                _restore(saved)
-            raise
-    stage_note = f"then stage {', '.join(spec.name for spec, _ in stages)}" if stages else ""
-    rows = [_row(d, sample_stats(_current_tensor(d.target)), stage_note if d.status == "initialized" else "") for d in decisions]
-    for note in notes:
-        _warnings.warn(note, UserWarning, stacklevel=2)
-    return InitReport(
-        rows=rows,
-        plan=str(plan_obj),
-        seed=seed,
-        rng=_describe_rng(rng),
-        flow=flow.method if flow is not None else None,
-        output_layer=flow.output_layer if flow is not None else None,
-        warnings=notes,
-        stage_reports=stage_reports,
-        materialized=str(target_device) if meta_modules else None,
-    )
+
+def _flow(model: nn.Module, targets: list[Target], plan: Plan, example: Any, context: ResolveContext,
+          notes: list[str]) -> DataFlow | None:
+    """The model's data flow, when a rule of ``plan`` needs it (output/input/residual roles, auto, fixup)."""
+    if not targets or not plan.needs_flow():
+        return None
+    flow = analyze(model, example, need_residual=plan.needs_residual())
+    _apply_flow(targets, flow, plan, context, notes)
+    return flow
+
+
+def _check_sharded(decisions: list[_Decision], rng: str) -> None:
+    sharded = [d.target.name for d in decisions if d.status == "initialized" and _is_dtensor(d.target.tensor)]
+    if sharded and rng != "counter":
+        raise ValueError(
+            f"parameters {', '.join(sharded[:5])} are DTensors; a shard takes its part of the global values "
+            "only from a counter stream: pass rng='counter'"
+        )
+
+
+def _run_stages_or_restore(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: Any,
+                           meta_modules: list[nn.Module], saved: _Snapshot) -> dict[str, Any]:
+    """The stages' reports; a failing stage leaves the model as it was before ``init_model``."""
+    if not stages:
+        return {}
+    try:
+        return _run_stages(model, stages, batch)
+    except BaseException:
+        if meta_modules:
+            _move_storage(meta_modules, "meta", from_meta=False)
+        else:
+            _restore(saved)
+        raise
 
 
 def _add_note(error: BaseException, note: str) -> None:

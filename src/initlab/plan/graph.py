@@ -77,8 +77,7 @@ _TRANSPARENT_MODULES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
     nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
     nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd, nn.Upsample,
-    nn.PixelShuffle, nn.PixelUnshuffle,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+    nn.PixelShuffle, nn.PixelUnshuffle, nn.RMSNorm,
 )
 _OUTPUT_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Sigmoid, nn.Tanh)
 _TRANSFORMER_LAYERS: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plan_text, named_plans
+from initlab.plan.files import is_plan_file_name, read_plan_file, write_plan_file
 from initlab.plan.targets import (
     GRAPH_ROLES,
     MODULE_FAMILIES,
@@ -54,47 +55,12 @@ from initlab.plan.values import (
     parse_call,
     parse_value,
 )
-from initlab.schemes import get
+from initlab.schemes import Initializer, get
 
-__all__ = ["Rule", "Plan", "StageSpec", "NAMED_PLANS", "named_plans", "IMPLICIT_RULES"]
+__all__ = ["Rule", "Plan", "StageSpec", "PlanLike"]
 
 _WEIGHT_LIKE = frozenset({"weight", "embedding", "recurrent"})
 _BIAS_LIKE = frozenset({"bias", "norm_shift", "output_bias", "forget_bias"})
-
-# name -> (string form, one-line description)
-NAMED_PLANS: dict[str, tuple[str, str]] = {
-    "torch_default": ("module_default; bias=module_default", "what each torch.nn module's reset_parameters draws, recomputed"),
-    "lecun": ("lecun_normal; bias=zeros", "LeCun normal, Var = 1/fan_in (LeCun et al. 1998)"),
-    "glorot": ("glorot_uniform; bias=zeros", "Glorot/Xavier uniform, Var = 2/(fan_in + fan_out) (Glorot & Bengio 2010)"),
-    "xavier": ("glorot_uniform; bias=zeros", "same as glorot"),
-    "he": ("he_normal; bias=zeros", "He/Kaiming normal, Var = 2/fan_in (He et al. 2015)"),
-    "kaiming": ("he_normal; bias=zeros", "same as he"),
-    "orthogonal": ("orthogonal; bias=zeros", "orthogonal weights (Saxe et al. 2014)"),
-    "auto": ("auto; bias=zeros; output=lecun_normal", "gain of the activation that follows each layer; output layer gain 1"),
-    "fixup": (
-        "he_normal; bias=zeros; output=zeros; residual_last=zeros; residual=fixup",
-        "Fixup: zero the last layer of each residual branch and the output layer, scale the others by L^(-1/(2m-2))",
-    ),
-    "skipinit": ("he_normal; bias=zeros; scalar=zeros", "SkipInit: He init, residual scalars zero (De & Smith 2020)"),
-    "rezero": ("glorot_uniform; bias=zeros; scalar=zeros", "ReZero: Glorot init, residual scalars zero (Bachlechner et al. 2020)"),
-    "mup": (
-        "lecun_normal; bias=zeros; output=mup_output; embedding=normal(mean=0.0, std=1.0)",
-        "muP (Tensor Programs V): input and hidden Var = 1/fan_in, output Var = 1/fan_in^2, embeddings N(0, 1)",
-    ),
-    "lsuv": ("orthogonal; bias=zeros; stage=lsuv", "orthogonal, then layer-sequential unit variance on a batch (Mishkin & Matas 2016)"),
-    "wn": ("normal(mean=0.0, std=0.05); bias=zeros; stage=wn", "weight-norm data-dependent init (Salimans & Kingma 2016)"),
-    "calibrate": ("auto; bias=zeros; output=lecun_normal; stage=calibrate", "auto, then gradient-ratio calibration on a batch"),
-    "pretrain": ("auto; bias=zeros; output=lecun_normal; stage=pretrain", "auto, then greedy layer-wise pre-training"),
-    "gradinit": ("he_normal; bias=zeros; stage=gradinit", "He, then learned per-layer scales (Zhu et al. 2021)"),
-}
-
-IMPLICIT_RULES = "bias=zeros; norm_scale=ones; norm_shift=zeros; activation=module_default"
-
-
-def named_plans() -> dict[str, str]:
-    """{name: description} of the ready plans."""
-    return {name: description for name, (_, description) in NAMED_PLANS.items()}
-
 
 # -- selectors ---------------------------------------------------------------------------------
 def _selector(key: str) -> tuple[str, str, str | None]:
@@ -249,14 +215,14 @@ class Plan:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def coerce(cls, plan: Any) -> Plan:
+    def coerce(cls, plan: PlanLike) -> Plan:
         """A Plan from a Plan, a plan string or name, a dict, a scheme, or a path to a YAML/TOML/JSON file."""
         if isinstance(plan, Plan):
             return plan
         if isinstance(plan, os.PathLike):
             return cls.from_file(plan)
         if isinstance(plan, str):
-            if plan.strip().lower().endswith((".yaml", ".yml", ".toml", ".json")) and "=" not in plan:
+            if is_plan_file_name(plan):
                 return cls.from_file(plan)
             return cls.parse(plan)
         if isinstance(plan, Mapping):
@@ -305,14 +271,11 @@ class Plan:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Plan:
         """A plan from a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file holding the dict form."""
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"plan file {str(file)!r} does not exist")
-        data = _read_plan_file(file)
+        data = read_plan_file(path)
         if isinstance(data, str):
             return cls.parse(data)
         if not isinstance(data, Mapping):
-            raise ValueError(f"plan file {str(file)!r} must hold a mapping of rules, got {type(data).__name__}")
+            raise ValueError(f"plan file {str(path)!r} must hold a mapping of rules, got {type(data).__name__}")
         return cls.from_dict(data)
 
     @classmethod
@@ -364,20 +327,7 @@ class Plan:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the dict form as YAML, TOML or JSON (by suffix); ``Plan.from_file`` reads it back."""
-        file = Path(path)
-        data = self.to_dict()
-        suffix = file.suffix.lower()
-        if suffix in (".yaml", ".yml"):
-            import yaml
-
-            file.write_text(yaml.safe_dump(data, sort_keys=False))
-        elif suffix == ".toml":
-            file.write_text("".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in data.items()))
-        elif suffix == ".json":
-            file.write_text(json.dumps(data, indent=2) + "\n")
-        else:
-            raise ValueError(f"plan file {str(file)!r}: suffix must be .yaml, .yml, .toml or .json")
-        return file
+        return write_plan_file(path, self.to_dict())
 
     # -- what applies --------------------------------------------------------------------------
     def effective_rules(self) -> list[tuple[Rule, str]]:
@@ -392,9 +342,9 @@ class Plan:
         if self.default is not None:
             found.append((DefaultRule("default", self.default), "plan"))
             # a scheme that states what its biases are (edge_of_chaos: N(0, sigma_b2)) brings that rule
-            bias_scheme = getattr(getattr(self.default, "scheme", None), "bias_scheme", None)
-            if callable(bias_scheme):
-                found.append((Rule("bias", SchemeValue(bias_scheme())), "plan"))
+            bias_scheme = self.default.scheme.bias_scheme() if isinstance(self.default, SchemeValue) else None
+            if bias_scheme is not None:
+                found.append((Rule("bias", SchemeValue(bias_scheme)), "plan"))
         implicit = Plan.parse(IMPLICIT_RULES, allow_named=False)
         found.extend((rule, "implicit") for rule in implicit.rules)
         return found
@@ -407,9 +357,9 @@ class Plan:
         """The named plan this plan extends, as a Plan of its own."""
         if self.base is None:
             return Plan()
-        text = _named_text(self.base)
+        text = named_plan_text(self.base)
         if text is None:
-            raise ValueError(f"unknown named plan {self.base!r}; ready plans: {', '.join(NAMED_PLANS)}")
+            raise ValueError(f"unknown named plan {self.base!r}; ready plans: {', '.join(named_plans())}")
         return Plan.parse(text, allow_named=False)
 
     def needs_flow(self) -> bool:
@@ -451,73 +401,9 @@ def _refuse_repeated_key(key: str, rules: list[Rule], source: str) -> None:
                          "give each key once")
 
 
-def _unique_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """A JSON object / YAML mapping as a dict, refusing a key given twice (parsers keep the last one silently)."""
-    data: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"key {key!r} is given twice")
-        data[key] = value
-    return data
-
-
-def _yaml_loads(text: str) -> Any:
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        loader.flatten_mapping(node)
-        return _unique_pairs([(loader.construct_object(k, deep=deep), loader.construct_object(v, deep=deep))
-                              for k, v in node.value])
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no tag runs code
-
-
-def _read_plan_file(file: Path) -> Any:
-    """The data of a YAML/TOML/JSON plan file; any reading error is a ValueError that names the file."""
-    suffix = file.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".toml", ".json"):
-        raise ValueError(f"plan file {str(file)!r}: suffix must be .yaml, .yml, .toml or .json")
-    unreadable: tuple[type[BaseException], ...] = (ValueError, RecursionError)  # TOML, JSON, UTF-8 errors are ValueErrors
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        unreadable += (yaml.YAMLError,)  # malformed text, tags that are not plain data
-    try:
-        text = file.read_text(encoding="utf-8")
-        if suffix in (".yaml", ".yml"):
-            return _yaml_loads(text)
-        if suffix == ".toml":
-            return _toml_loads(text)
-        return json.loads(text, object_pairs_hook=_unique_pairs)
-    except unreadable as error:
-        raise ValueError(f"plan file {str(file)!r} cannot be read: {' '.join(str(error).split())}") from None
-
-
-def _toml_loads(text: str) -> Any:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(text)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(json.dumps(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _named_text(name: str) -> str | None:
-    """The string form of a ready plan or of a registered stage's plan, None if ``name`` is neither."""
-    if name in NAMED_PLANS:
-        return NAMED_PLANS[name][0]
-    from initlab.plan.stages import stage_plan_text
-
-    return stage_plan_text(name)
+# what ``init_model(model, plan=...)`` and ``Plan.coerce`` accept: a Plan, a ready plan name or plan
+# string, a path to a plan file, the dict form, a scheme, or a plan-level value
+PlanLike: TypeAlias = "Plan | str | os.PathLike[str] | Mapping[str, Any] | Initializer | PlanValue"
 
 
 def _bare_item(value: Any, source: str, allow_named: bool) -> tuple[str | None, PlanValue | None]:
@@ -530,9 +416,9 @@ def _bare_item(value: Any, source: str, allow_named: bool) -> tuple[str | None, 
     head = name.split("(", 1)[0].strip()
     if head in PLAN_SCHEMES or "(" in name or _is_scheme(name):
         return None, parse_value(name, f"plan {source!r}")
-    if _named_text(name) is not None:
+    if named_plan_text(name) is not None:
         return name, None
     raise ValueError(
-        f"plan {source!r}: {name!r} is neither a ready plan ({', '.join(NAMED_PLANS)}), a scheme "
+        f"plan {source!r}: {name!r} is neither a ready plan ({', '.join(named_plans())}), a scheme "
         "(initlab.list_schemes()) nor a registered data-driven stage"
     )

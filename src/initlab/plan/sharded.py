@@ -9,8 +9,9 @@ the full tensor: the gathered result equals the single-process
 ``scheme(full, generator=stream)`` bit for bit, for any world size and for
 uneven splits.
 
-Elementwise schemes (the variance-scaling family, normal, uniform, small
-random, truncated normal and the framework presets) take that path. Schemes
+Elementwise schemes (``Initializer.elementwise``: the variance-scaling
+family, normal, uniform, small random, truncated normal, the framework presets
+and edge of chaos) take that path. Schemes
 whose values depend on the whole tensor (orthogonal: QR of the full Gaussian
 matrix; sparse: a per-unit choice of zeros; identity, dirac, ...) and
 placements other than dim-0 sharding are generated in full on every rank
@@ -30,30 +31,18 @@ from torch import nn
 from initlab.rng import Keyed, KeySpace
 from initlab.rng.streams import CounterStream, GeneratorLike
 from initlab.schemes import Initializer, get
-from initlab.schemes.basic import Normal, SmallRandom, TruncatedNormal, Uniform
 from initlab.schemes.fans import LayoutLike
-from initlab.schemes.variance import _VarianceScalingBase
 
 __all__ = ["fill_dtensor_", "init_sharded", "shard_range", "is_elementwise", "ShardedRow"]
-
-try:  # the presets are elementwise too (one draw per element, parameters from the global shape)
-    from initlab.schemes.presets import _Preset
-
-    _ELEMENTWISE: tuple[type, ...] = (_VarianceScalingBase, Normal, Uniform, SmallRandom, TruncatedNormal, _Preset)
-except ImportError:  # pragma: no cover - presets module absent
-    _ELEMENTWISE = (_VarianceScalingBase, Normal, Uniform, SmallRandom, TruncatedNormal)
-
 
 def is_elementwise(scheme: Initializer) -> bool:
     """True when element i of the scheme's output depends only on the stream's element i.
 
-    A scheme class may declare it with a class attribute ``elementwise``;
-    otherwise the known elementwise families count.
+    Schemes declare it with ``Initializer.elementwise`` (the variance-scaling
+    family, normal, uniform, small random, truncated normal, the framework
+    presets, edge of chaos).
     """
-    declared = getattr(type(scheme), "elementwise", None)
-    if isinstance(declared, bool):
-        return declared
-    return isinstance(scheme, _ELEMENTWISE)
+    return scheme.elementwise
 
 
 # -- which part of the global tensor a rank holds -----------------------------------------
@@ -67,10 +56,9 @@ def _local_shape_and_offset(param: Any) -> tuple[tuple[int, ...], tuple[int, ...
                 f"fill_dtensor_: placement {placement} holds partial sums, not a shard of values; "
                 "initialize a Shard or Replicate DTensor"
             )
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    shape, offset = compute_local_shape_and_global_offset(tuple(param.shape), param.device_mesh, placements)
-    return tuple(int(d) for d in shape), tuple(int(o) for o in offset)
+    # the size and global offset of this rank's block, as DTensor reports them to distributed checkpointing
+    (chunk,) = param.__create_chunk_list__()
+    return tuple(int(d) for d in chunk.sizes), tuple(int(o) for o in chunk.offsets)
 
 
 def shard_range(global_shape: tuple[int, ...], local_shape: tuple[int, ...], offset: tuple[int, ...]) -> tuple[int, int] | None:
@@ -134,10 +122,7 @@ def _single_draw(scheme: Initializer, shape: tuple[int, ...], dtype: torch.dtype
     scheme_fans = scheme.fans_of(shape, layout, groups)
     # the scheme's fill hook, as Initializer.__call__ runs it on the float32/float64 buffer
     # (__call__ itself returns early on meta tensors); the recorder makes no draws
-    fill = getattr(scheme, "_fill_with_layout_", None)
-    if fill is None:
-        return None
-    fill(stand_in, layout, groups, scheme_fans, recorder)
+    scheme.fill_contiguous_(stand_in, layout, groups, scheme_fans, recorder)
     total = stand_in.numel()
     if recorder.children or len(recorder.draws) != 1 or recorder.draws[0].numel != total:
         return None

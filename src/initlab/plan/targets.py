@@ -70,7 +70,7 @@ _NORMS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase,
     nn.LayerNorm,
     nn.GroupNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+    nn.RMSNorm,
 )
 
 MODULE_FAMILIES: dict[str, tuple[type[nn.Module], ...]] = {

@@ -26,7 +26,6 @@ Plan-level schemes resolve, for each parameter block, to a catalogue scheme
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ import torch
 from torch import nn
 
 from initlab.plan.targets import Block, Target, is_weight_layer
-from initlab.schemes import Initializer, get, list_schemes
+from initlab.schemes import Initializer, get, list_schemes, strings
 from initlab.schemes.fans import Fans, LayoutLike, fans, torch_fans
 from initlab.schemes.gains import gain as activation_gain
 from initlab.schemes.variance import VarianceScaling
@@ -281,29 +280,11 @@ PLAN_SCHEMES: dict[str, type[PlanValue]] = {
 
 
 def parse_call(text: str, what: str) -> tuple[str, dict[str, Any]]:
-    """``NAME`` or ``NAME(key=value, ...)`` as (name, options); literal values only."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as error:
-        raise ValueError(f"malformed {what} {text!r}: expected NAME or NAME(key=value, ...)") from error
-    if isinstance(tree, ast.Name):
-        return tree.id, {}
-    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and not tree.args:
-        options: dict[str, Any] = {}
-        for keyword in tree.keywords:
-            if keyword.arg is None:
-                raise ValueError(f"malformed {what} {text!r}: '**' is not accepted")
-            if keyword.arg in options:
-                raise ValueError(f"{what} {text!r} gives option {keyword.arg!r} twice; give each option once")
-            try:
-                options[keyword.arg] = ast.literal_eval(keyword.value)
-            except ValueError:
-                if isinstance(keyword.value, ast.Name):
-                    options[keyword.arg] = keyword.value.id
-                else:
-                    raise ValueError(f"malformed {what} {text!r}: option {keyword.arg} is not a literal") from None
-        return tree.func.id, options
-    raise ValueError(f"malformed {what} {text!r}: expected NAME or NAME(key=value, ...)")
+    """``NAME`` or ``NAME(key=value, ...)`` as (name, options); literal values given by keyword only."""
+    name, args, options = strings.parse_call(text, what)
+    if args:
+        raise ValueError(f"malformed {what} {text!r}: options are given as key=value, got positional values")
+    return name, options
 
 
 def valid_scheme_names() -> list[str]:
@@ -323,8 +304,9 @@ def parse_value(value: Any, where: str) -> PlanValue:
     if isinstance(value, torch.Tensor) or (callable(value) and not isinstance(value, type | str)):
         return TensorValue(value)
     if isinstance(value, str):
-        name, options = parse_call(value, f"scheme in {where}")
+        name, _, _ = strings.parse_call(value, f"scheme in {where}")
         if name in PLAN_SCHEMES:
+            options = parse_call(value, f"scheme in {where}")[1]
             try:
                 return PLAN_SCHEMES[name](**options)
             except TypeError as error:

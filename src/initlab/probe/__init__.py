@@ -1,8 +1,8 @@
 """Diagnostics: what an initialization does inside a network, layer by layer.
 
-``audit(model, batch, loss_fn, target)`` runs one forward (and backward)
-pass and returns a :class:`ProbeReport`; ``with probe(model, every=N) as p``
-records the same statistics during training. Each row holds the output's
+``audit(model, batch, target=None, *, loss_fn=None)`` runs one forward (and
+backward) pass and returns a :class:`ProbeReport`; ``with Probe(model,
+every=N) as p`` records the same statistics during training. Each row holds the output's
 mean/std/RMS/min/max and non-finite count, the gain RMS(out)/RMS(in) and the
 cumulative log-gain, saturated and dead fractions, effective rank and mean
 cosine similarity of samples, gradient statistics per layer and per
@@ -21,12 +21,11 @@ from initlab.probe.oneshot import audit
 from initlab.probe.plots import compare_histograms, plot_depth, plot_heatmap
 from initlab.probe.report import LayerStats, ParamStats, ProbeReport
 from initlab.probe.session import Probe
-from initlab.probe.session import probe as _probe
 from initlab.probe.verdicts import VERDICTS, Thresholds
+from initlab.rng.deprecation import warn_deprecated
 
 __all__ = [
     "audit",
-    "probe",
     "Probe",
     "compare_histograms",
     "plot_depth",
@@ -43,24 +42,15 @@ __all__ = [
 
 
 class _CallableModule(types.ModuleType):
-    """``initlab.probe`` is both this package and the context manager ``probe(model, ...)``.
+    """Calling the package, ``initlab.probe(model, ...)``, is deprecated: use :class:`Probe`.
 
-    Calling the package runs :func:`initlab.probe.session.probe`, and the
-    package's own ``probe`` attribute is the package, so ``initlab.probe``
-    is the same object whichever way it is reached (``import initlab.probe``,
-    the lazy top-level name, ``from initlab.probe import probe``) and both
-    ``initlab.probe(model)`` and ``initlab.probe.audit(...)`` work.
+    Until the old spelling is removed, the package's own ``probe`` attribute
+    is the package, so ``from initlab.probe import probe`` keeps working too.
     """
 
-    def __call__(
-        self,
-        model: Any,
-        every: int = 10,
-        modules: Any = None,
-        optimizer: Any = None,
-        **options: Any,
-    ) -> Probe:
-        return _probe(model, every, modules, optimizer, **options)
+    def __call__(self, model: Any, *args: Any, **options: Any) -> Probe:
+        warn_deprecated("initlab.probe(model, ...)", "initlab.Probe(model, every=..., ...)", stacklevel=2)
+        return Probe(model, *args, **options)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -180,20 +180,17 @@ def build_report(
             last_grad_rms = d.grad_rms
             break
     rows = []
+    network = _Network(input_rms, last_grad_rms, expected, thresholds)
     reference_rms, reference_name = input_rms, "input"
     for index, d in enumerate(decoded, start=1):
         row = _layer_stats(
             index,
             d,
-            input_rms=input_rms,
-            reference_rms=reference_rms,
-            reference_name=reference_name,
-            last_grad_rms=last_grad_rms,
-            expected=expected,
+            network,
+            reference=(reference_rms, reference_name),
             expected_std=expected_out.get(d.meta.info.name),
             predicted_std=predicted.get(d.meta.info.name),
             groups=symmetry.get(d.meta.info.name),
-            thresholds=thresholds,
         )
         rows.append(row)
         if d.meta.info.kind == "norm" and row.act_rms:
@@ -236,81 +233,126 @@ def _chain_row(d: _Decoded) -> ChainRow:
     )
 
 
-def _layer_stats(
-    index: int,
-    d: _Decoded,
-    *,
-    input_rms: float | None,
-    reference_rms: float | None,
-    reference_name: str,
-    last_grad_rms: float | None,
-    expected: Mapping[str, float],
-    expected_std: float | None,
-    predicted_std: float | None,
-    groups: list[tuple[int, ...]] | None,
-    thresholds: Thresholds,
-) -> LayerStats:
+@dataclass(frozen=True)
+class _Units:
+    """Dead and total units of a layer's output, and the units of its weight (for symmetry counts)."""
+
+    dead: int
+    total: int
+    dead_fraction: float | None
+    weight_units: int
+
+
+def _units(d: _Decoded) -> _Units:
     info = d.meta.info
-    finite = d.acc(ACC.FINITE)
-    mean, std, rms = _moments(finite, d.acc(ACC.SUM), d.acc(ACC.SUMSQ))
+    dead, total = int(d.vector[_DEAD]), int(d.vector[_DEAD + 1])
+    dead_fraction = dead / total if info.dying and total > 0 else None
+    if total < 0:
+        dead, total = 0, 0
+    shape = d.meta.output_shape
+    if total <= 0 and shape is not None and len(shape) >= 2:
+        total = shape[info.unit_dim]
+    weight_units = total
+    for _, local, weight_shape in d.meta.params:
+        if local == "weight" and len(weight_shape) >= 2 and info.layout is not None:
+            weight_units = weight_shape[1 if info.layout == "conv_transpose" else 0]
+    return _Units(dead, total, dead_fraction, weight_units)
+
+
+@dataclass(frozen=True)
+class _Gradients:
+    """Statistics of the gradient with respect to a layer's output."""
+
+    mean: float | None
+    std: float | None
+    norm: float | None
+    nonfinite: int
+    ratio: float | None  # RMS relative to the last layer's
+
+
+def _gradients(d: _Decoded, last_grad_rms: float | None) -> _Gradients:
+    finite = d.acc(ACC.GRAD_FINITE)
+    mean, std, _ = _moments(finite, d.acc(ACC.GRAD_SUM), d.acc(ACC.GRAD_SUMSQ))
+    norm = math.sqrt(d.acc(ACC.GRAD_SUMSQ)) if finite > 0 else None
+    ratio = _ratio(d.grad_rms or 0.0, last_grad_rms) if finite > 0 and last_grad_rms else None
+    return _Gradients(mean, std, norm, int(d.acc(ACC.GRAD_NONFINITE)), ratio)
+
+
+def _scales(
+    d: _Decoded, rms: float | None, input_rms: float | None, reference_rms: float | None
+) -> tuple[float | None, float | None, float | None]:
+    """(RMS of the layer's input, log10 of RMS(out) / RMS(network input), RMS(out) / RMS(reference layer))."""
     in_n = d.acc(ACC.IN_N)
     in_rms = math.sqrt(d.acc(ACC.IN_SUMSQ) / in_n) if in_n > 0 else None
-    gain = _ratio(rms, in_rms) if rms is not None and in_rms is not None else None
     log_gain = None
     if rms is not None and input_rms:
         log_gain = math.log10(rms / input_rms) if rms > 0 else -math.inf
     scale_ratio = _ratio(rms, reference_rms) if rms is not None and reference_rms else None
+    return in_rms, log_gain, scale_ratio
+
+
+def _symmetry_evidence(groups: list[tuple[int, ...]] | None, units: _Units) -> dict[str, int]:
+    """The symmetric-unit counts of a layer's evidence, and the unit count they are out of."""
+    return {
+        # the symmetric groups are counted among the weight's units, dead units among the output's
+        "units": units.weight_units if groups else units.total,
+        "symmetric_units": sum(len(group) for group in groups or ()),
+        "symmetric_group_count": len(groups or ()),
+        "largest_group": max((len(group) for group in groups or ()), default=0),
+    }
+
+
+@dataclass(frozen=True)
+class _Network:
+    """What every layer's row is measured against: the input, the last gradient, the expectations."""
+
+    input_rms: float | None
+    last_grad_rms: float | None
+    expected: Mapping[str, float]
+    thresholds: Thresholds
+
+
+def _layer_stats(
+    index: int,
+    d: _Decoded,
+    network: _Network,
+    *,
+    reference: tuple[float | None, str],
+    expected_std: float | None,
+    predicted_std: float | None,
+    groups: list[tuple[int, ...]] | None,
+) -> LayerStats:
+    """One layer's row; ``reference`` is the (RMS, name) of the layer its scale is compared with."""
+    info = d.meta.info
+    finite = d.acc(ACC.FINITE)
+    mean, std, rms = _moments(finite, d.acc(ACC.SUM), d.acc(ACC.SUMSQ))
+    in_rms, log_gain, scale_ratio = _scales(d, rms, network.input_rms, reference[0])
     saturation_n = d.acc(ACC.SATURATION_N)
-    saturated = (
-        d.acc(ACC.SATURATED) / saturation_n if info.saturating and saturation_n > 0 else None
-    )
-    dead_units, units = int(d.vector[_DEAD]), int(d.vector[_DEAD + 1])
-    dead_fraction = dead_units / units if info.dying and units > 0 else None
-    if units < 0:
-        dead_units, units = 0, 0
+    saturated = d.acc(ACC.SATURATED) / saturation_n if info.saturating and saturation_n > 0 else None
+    units = _units(d)
     gram_calls = d.acc(ACC.GRAM_CALLS)
-    erank = d.acc(ACC.ERANK) / gram_calls if gram_calls > 0 else None
     cosine = d.acc(ACC.COSINE) / gram_calls if gram_calls > 0 else None
-    grad_finite = d.acc(ACC.GRAD_FINITE)
-    grad_mean, grad_std, _ = _moments(grad_finite, d.acc(ACC.GRAD_SUM), d.acc(ACC.GRAD_SUMSQ))
-    grad_norm = math.sqrt(d.acc(ACC.GRAD_SUMSQ)) if grad_finite > 0 else None
-    grad_nonfinite = int(d.acc(ACC.GRAD_NONFINITE))
-    grad_ratio = None
-    if grad_finite > 0 and last_grad_rms:
-        grad_ratio = _ratio(d.grad_rms or 0.0, last_grad_rms)
-    params = tuple(_param_stats(d, i, expected) for i in range(len(d.meta.params)))
-    main = next(
-        (p for p in params if p.name.rsplit(".", 1)[-1] == "weight"), params[0] if params else None
-    )
+    grads = _gradients(d, network.last_grad_rms)
+    params = tuple(_param_stats(d, i, network.expected) for i in range(len(d.meta.params)))
+    main = next((p for p in params if p.name.rsplit(".", 1)[-1] == "weight"), params[0] if params else None)
     nonfinite = int(d.acc(ACC.NONFINITE))
-    shape = d.meta.output_shape
-    if units <= 0 and shape is not None and len(shape) >= 2:
-        units = shape[info.unit_dim]
-    weight_units = units
-    for _, local, weight_shape in d.meta.params:
-        if local == "weight" and len(weight_shape) >= 2 and info.layout is not None:
-            weight_units = weight_shape[1 if info.layout == "conv_transpose" else 0]
-    symmetric_units = sum(len(group) for group in groups or ())
     evidence = Evidence(
         nonfinite=nonfinite,
-        grad_nonfinite=grad_nonfinite,
+        grad_nonfinite=grads.nonfinite,
         scale_ratio=scale_ratio,
-        reference=reference_name,
-        grad_ratio=grad_ratio,
+        reference=reference[1],
+        grad_ratio=grads.ratio,
         saturated_fraction=saturated,
-        dead_fraction=dead_fraction,
-        dead_units=dead_units,
-        units=weight_units if groups else units,  # what the dead or symmetric counts are out of
-        symmetric_units=symmetric_units,
-        symmetric_group_count=len(groups or ()),
-        largest_group=max((len(group) for group in groups or ()), default=0),
+        dead_fraction=units.dead_fraction,
+        dead_units=units.dead,
         mean_cosine=cosine,
         all_zero=finite > 0 and d.acc(ACC.SUMSQ) == 0.0,
+        **_symmetry_evidence(groups, units),
     )
-    verdict, reason, flags = judge(evidence, thresholds)
+    verdict, reason, flags = judge(evidence, network.thresholds)
     if expected_std is not None and std is not None and expected_std > 0:
         reason += f"; std {std:.3g} vs expected {expected_std:.3g}"
-    low, high = d.acc(ACC.MIN), -d.acc(ACC.NEG_MAX)
+    seen = d.acc(ACC.N) > 0
     return LayerStats(
         name=info.name,
         module_type=info.module_type,
@@ -322,23 +364,23 @@ def _layer_stats(
         act_mean=mean,
         act_std=std,
         act_rms=rms,
-        act_min=low if d.acc(ACC.N) > 0 else None,
-        act_max=high if d.acc(ACC.N) > 0 else None,
+        act_min=d.acc(ACC.MIN) if seen else None,
+        act_max=-d.acc(ACC.NEG_MAX) if seen else None,
         nonfinite=nonfinite,
         in_rms=in_rms,
-        gain=gain,
+        gain=_ratio(rms, in_rms) if rms is not None and in_rms is not None else None,
         log_gain_cum=log_gain,
         scale_ratio=scale_ratio,
         saturated_fraction=saturated,
-        dead_fraction=dead_fraction,
-        dead_units=dead_units if info.dying else 0,
-        units=units,
-        effective_rank=erank,
+        dead_fraction=units.dead_fraction,
+        dead_units=units.dead if info.dying else 0,
+        units=units.total,
+        effective_rank=d.acc(ACC.ERANK) / gram_calls if gram_calls > 0 else None,
         mean_cosine=cosine,
-        grad_mean=grad_mean,
-        grad_std=grad_std,
-        grad_norm=grad_norm,
-        grad_nonfinite=grad_nonfinite,
+        grad_mean=grads.mean,
+        grad_std=grads.std,
+        grad_norm=grads.norm,
+        grad_nonfinite=grads.nonfinite,
         grad_weight_ratio=main.grad_weight_ratio if main else None,
         update_weight_ratio=main.update_weight_ratio if main else None,
         symmetric_groups=tuple(groups) if groups is not None else None,

@@ -42,6 +42,7 @@ from initlab.probe.layers import (
     saturated_count,
     select_layers,
 )
+from initlab.rng.checks import check_int, check_number
 
 __all__ = ["Collector", "RowState", "ParamState", "first_tensor", "ACC", "PARAM"]
 
@@ -245,14 +246,8 @@ class Collector:
     ) -> None:
         if not isinstance(bins, HistogramBins):
             raise TypeError(f"bins must be a HistogramBins, got {type(bins).__name__}")
-        if isinstance(rank_samples, bool) or not isinstance(rank_samples, int) or rank_samples < 0:
-            raise ValueError(
-                f"rank_samples must be an int >= 0 (0 turns the Gram statistics off), got {rank_samples!r}"
-            )
-        if not 0.0 < float(saturation_threshold) < 1.0:
-            raise ValueError(
-                f"saturation_threshold must be in (0, 1), got {saturation_threshold!r}"
-            )
+        check_int("rank_samples", rank_samples, minimum=0)
+        check_number("saturation_threshold", saturation_threshold, minimum=0.0, maximum=1.0, strict=True)
         self.model = model
         self.bins = bins
         self.saturation_threshold = float(saturation_threshold)

@@ -34,6 +34,7 @@ from typing import Any
 
 from torch import nn
 
+from initlab.rng.checks import check_number
 from initlab.schemes.fans import fans as layout_fans
 from initlab.schemes.gains import activation_function, gaussian_expectation
 
@@ -82,11 +83,7 @@ def normalise_expected(expected: Any) -> dict[str, float]:
             raise TypeError(f"expected: names must be strings, got {name!r}")
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected[{name!r}] must be a number or None, got {value!r}")
-        if not math.isfinite(float(value)) or value < 0:
-            raise ValueError(f"expected[{name!r}] must be a finite std >= 0, got {value!r}")
-        result[name] = float(value)
+        result[name] = check_number(f"expected[{name!r}]", value, minimum=0.0)
     return result
 
 
@@ -103,7 +100,7 @@ def check_expected_names(model: nn.Module, expected: Mapping[str, float]) -> Non
         known.add(module_name)
         if parametrize.is_parametrized(module):
             prefix = f"{module_name}." if module_name else ""
-            known.update(f"{prefix}{tensor_name}" for tensor_name in module.parametrizations)  # type: ignore[union-attr]
+            known.update(f"{prefix}{tensor_name}" for tensor_name in module.parametrizations)
     unknown = sorted(name for name in expected if name not in known)
     if unknown:
         examples = sorted(name for name, _ in model.named_parameters())[:6]

@@ -8,9 +8,11 @@ removed -- also when the forward pass raises.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -22,6 +24,8 @@ from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
 from initlab.probe.verdicts import Thresholds
+from initlab.rng.checks import check_choice
+from initlab.rng.deprecation import warn_deprecated
 
 __all__ = ["audit", "call_model", "form_loss"]
 
@@ -104,12 +108,29 @@ def _grad_input(batch: Any) -> Any:
     return batch
 
 
+def _loss_first_is_deprecated(function: Callable[..., ProbeReport]) -> Callable[..., ProbeReport]:
+    """Accept the old order ``audit(model, batch, loss_fn, target)``, with a warning."""
+
+    @functools.wraps(function)
+    def wrapper(model: Any, batch: Any, *args: Any, **options: Any) -> ProbeReport:
+        old_order = len(args) == 2 or (len(args) == 1 and callable(args[0]) and not isinstance(args[0], torch.Tensor))
+        if old_order:
+            warn_deprecated("audit(model, batch, loss_fn, target)", "audit(model, batch, target, loss_fn=loss_fn)")
+            if "loss_fn" in options:
+                raise TypeError("audit got loss_fn both by position and by keyword")
+            options["loss_fn"], args = args[0], args[1:]
+        return function(model, batch, *args, **options)
+
+    return wrapper
+
+
+@_loss_first_is_deprecated
 def audit(
     model: nn.Module,
     batch: Any,
-    loss_fn: LossFn | None = None,
     target: Any = None,
     *,
+    loss_fn: LossFn | None = None,
     expected: Any = None,
     modules: ModuleSelector = None,
     mode: str = "keep",
@@ -134,18 +155,9 @@ def audit(
     >>> [row.verdict for row in report.rows]
     ['healthy', 'healthy']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-    if thresholds is None:
-        thresholds = Thresholds()
-    elif not isinstance(thresholds, Thresholds):
-        raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
+    thresholds = _check_arguments(model, batch, mode, thresholds)
     expected_map = normalise_expected(expected)
     check_expected_names(model, expected_map)
-    if batch_size_of(batch) == 0:
-        raise ValueError("batch holds 0 samples (dim 0 of its first tensor); an audit needs at least 1 sample")
     batch = _grad_input(batch)
     saved_modes = _set_mode(model, mode)
     saved_buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
@@ -156,33 +168,15 @@ def audit(
         saturation_threshold=thresholds.saturation_derivative,
         rank_samples=rank_samples,
     )
-    grads: dict[str, torch.Tensor | None] = {}
-    loss_value: torch.Tensor | None = None
     try:
         collector.recording = True
-        output = call_model(model, batch)
-        loss = form_loss(output, loss_fn, target)
-        if loss is not None and loss.requires_grad:
-            loss_value = loss.detach()
-            named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-            inputs: list[torch.Tensor] = [p for _, p in named]
-            if isinstance(batch, torch.Tensor) and batch.requires_grad and batch.is_leaf:
-                inputs.append(batch)
-            if inputs:
-                gradients = torch.autograd.grad(loss, inputs, allow_unused=True)
-                grads = {name: g for (name, _), g in zip(named, gradients)}
+        loss = form_loss(call_model(model, batch), loss_fn, target)
+        grads = _gradients(model, batch, loss)
         collector.recording = False
         rows = list(collector.iter_recorded())
         symmetry = symmetry_of(collector, rows, grads, thresholds.symmetry_tol)
-        records = [record_of(row) for row in rows]
-        tensors: list[torch.Tensor] = [vector for vector, _ in records] + [
-            hist for _, hist in records
-        ]
-        if collector.input_acc is not None:
-            tensors.append(collector.input_acc)
-        if loss_value is not None:
-            tensors.append(loss_value.reshape(1))
-        host = to_host(tensors)
+        loss_value = loss.detach() if loss is not None and loss.requires_grad else None
+        host = _to_host(rows, collector.input_acc, loss_value)
     finally:
         collector.close()
         with torch.no_grad():
@@ -191,12 +185,7 @@ def audit(
         for module, training in saved_modes.items():
             module.training = training
     count = len(rows)
-    position = 2 * count
-    input_sums = None
-    if collector.input_acc is not None:
-        input_sums = host[position]
-        position += 1
-    loss_float = float(host[position][0]) if loss_value is not None else None
+    input_sums = host[2 * count] if collector.input_acc is not None else None
     return build_report(
         [row_meta(row) for row in rows],
         host[:count],
@@ -206,6 +195,45 @@ def audit(
         expected=expected_map,
         symmetry=symmetry,
         bins=bins,
-        loss=loss_float,
+        loss=float(host[-1][0]) if loss_value is not None else None,
         title=title,
     )
+
+
+def _check_arguments(model: Any, batch: Any, mode: Any, thresholds: Any) -> Thresholds:
+    """The thresholds to use, once model, batch and mode are checked."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_choice("mode", mode, _MODES)
+    if batch_size_of(batch) == 0:
+        raise ValueError("batch holds 0 samples (dim 0 of its first tensor); an audit needs at least 1 sample")
+    if thresholds is None:
+        return Thresholds()
+    if not isinstance(thresholds, Thresholds):
+        raise TypeError(f"thresholds must be a Thresholds, got {type(thresholds).__name__}")
+    return thresholds
+
+
+def _gradients(model: nn.Module, batch: Any, loss: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
+    """d loss / d parameter for every trainable parameter ({} without a loss that has a graph)."""
+    if loss is None or not loss.requires_grad:
+        return {}
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    inputs: list[torch.Tensor] = [p for _, p in named]
+    if isinstance(batch, torch.Tensor) and batch.requires_grad and batch.is_leaf:
+        inputs.append(batch)
+    if not inputs:
+        return {}
+    gradients = torch.autograd.grad(loss, inputs, allow_unused=True)
+    return {name: g for (name, _), g in zip(named, gradients)}
+
+
+def _to_host(rows: list[Any], input_acc: torch.Tensor | None, loss: torch.Tensor | None) -> list[np.ndarray]:
+    """In one transfer: every row's statistics vector, then its histogram, the input sums and the loss."""
+    records = [record_of(row) for row in rows]
+    tensors: list[torch.Tensor] = [vector for vector, _ in records] + [hist for _, hist in records]
+    if input_acc is not None:
+        tensors.append(input_acc)
+    if loss is not None:
+        tensors.append(loss.reshape(1))
+    return to_host(tensors)

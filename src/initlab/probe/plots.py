@@ -353,7 +353,7 @@ def plot_heatmap(
     """Heatmaps of the signed log histogram over training steps, one panel per layer."""
     if not report.hist_history:
         raise ValueError(
-            "the report has no history of histograms; it comes from initlab.probe(...).report()"
+            "the report has no history of histograms; it comes from initlab.Probe(...).report()"
         )
     target = _check_path(path)
     plt = _pyplot()

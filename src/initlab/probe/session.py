@@ -1,6 +1,6 @@
-"""``probe``: the audit's statistics during training, every N steps, in bounded memory.
+"""``Probe``: the audit's statistics during training, every N steps, in bounded memory.
 
-    with initlab.probe(model, every=10, optimizer=opt) as p:
+    with initlab.Probe(model, every=10, optimizer=opt) as p:
         for x, y in loader:
             loss = loss_fn(model(x), y)
             opt.zero_grad(); loss.backward(); opt.step()
@@ -51,8 +51,10 @@ from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
 from initlab.probe.verdicts import Thresholds
+from initlab.rng.checks import check_int
+from initlab.rng.deprecation import keyword_only
 
-__all__ = ["Probe", "probe"]
+__all__ = ["Probe"]
 
 # metrics kept per recorded step in the report's history (derived from the records)
 HISTORY_METRICS = (
@@ -83,15 +85,33 @@ class _Ring:
 
 
 class Probe:
-    """Records per-layer statistics of ``model`` every ``every`` steps; see :func:`probe`."""
+    """A context manager that records per-layer statistics of ``model`` every ``every`` steps.
 
+    ``modules`` selects the layers as in :func:`initlab.probe.audit`;
+    ``optimizer`` adds update/weight ratios and makes ``optimizer.step()``
+    the end of a step. ``history``: recorded steps kept (200);
+    ``rank_samples`` (64) and ``rank_every`` (10): effective rank and cosine
+    on every 10th recorded step; ``auto_step`` (True), ``record_no_grad``
+    (False); ``expected``, ``thresholds``, ``bins`` as for ``audit``. Every
+    option is a keyword. The hooks are removed when the ``with`` block ends.
+
+    >>> import torch, initlab as il
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    >>> with il.Probe(net, every=1) as p:
+    ...     for _ in range(3):
+    ...         net(torch.randn(8, 4)).sum().backward()
+    >>> p.report().steps
+    [0, 1, 2]
+    """
+
+    @keyword_only("Probe", 2, ("every", "modules", "optimizer"))
     def __init__(
         self,
         model: nn.Module,
+        *,
         every: int = 10,
         modules: ModuleSelector = None,
         optimizer: torch.optim.Optimizer | None = None,
-        *,
         history: int = 200,
         expected: Any = None,
         thresholds: Thresholds | None = None,
@@ -103,14 +123,9 @@ class Probe:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an int >= 1 (record every N-th step), got {every!r}")
-        if isinstance(rank_every, bool) or not isinstance(rank_every, int) or rank_every < 1:
-            raise ValueError(
-                f"rank_every must be an int >= 1 (Gram statistics on every N-th recorded step), got {rank_every!r}"
-            )
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history must be an int >= 1 (recorded steps kept), got {history!r}")
+        check_int("every", every, minimum=1)
+        check_int("rank_every", rank_every, minimum=1)
+        check_int("history", history, minimum=1)
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
@@ -399,30 +414,3 @@ def _history_metrics(
         metrics["grad_weight_ratio"] = grad / safe_norm
         metrics["update_weight_ratio"] = update / safe_norm
     return metrics
-
-
-def probe(
-    model: nn.Module,
-    every: int = 10,
-    modules: ModuleSelector = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    **options: Any,
-) -> Probe:
-    """A context manager that records per-layer statistics every ``every`` steps.
-
-    ``modules`` selects the layers as in :func:`initlab.probe.audit`;
-    ``optimizer`` adds update/weight ratios and makes ``optimizer.step()``
-    the end of a step. Options: ``history`` (recorded steps kept, 200),
-    ``expected``, ``thresholds``, ``bins``, ``rank_samples`` (64),
-    ``rank_every`` (10: effective rank and cosine on every 10th recorded step),
-    ``auto_step`` (True), ``record_no_grad`` (False).
-
-    >>> import torch, initlab as il
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
-    >>> with il.probe(net, every=1) as p:
-    ...     for _ in range(3):
-    ...         net(torch.randn(8, 4)).sum().backward()
-    >>> p.report().steps
-    [0, 1, 2]
-    """
-    return Probe(model, every, modules, optimizer, **options)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from initlab.rng.checks import check_number
+
 __all__ = ["unit_rows", "symmetric_groups"]
 
 _PROJECTIONS = 8
@@ -67,45 +69,22 @@ def _distance(rows: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> 
     return (rows[first].to(torch.float64) - rows[second].to(torch.float64)).norm(dim=1)
 
 
-def symmetric_groups(
-    weight_rows: torch.Tensor,
-    grad_rows: torch.Tensor | None = None,
-    *,
-    tol: float = 1e-4,
-    groups: int = 1,
-    window: int = 4,
-    seed: int = 0,
-) -> list[tuple[int, ...]]:
-    """Groups (sorted tuples of unit indices, size >= 2) of near-identical units.
+def _candidate_pairs(
+    values: torch.Tensor, limit: torch.Tensor, groups: int, window: int, seed: int
+) -> tuple[list[int], list[int]]:
+    """Unit pairs (firsts[i], seconds[i]) whose random projections are all within ``limit`` (plus rounding).
 
-    ``weight_rows`` is (units, incoming) from :func:`unit_rows`; ``grad_rows``
-    the matching gradient rows or None. ``groups`` is the convolution's group
-    count (units of different groups are never merged).
+    |p_i - p_j| <= |w_i - w_j| along every unit direction, so near rows have
+    close projections on all of them; sorted by the first projection, near
+    rows sit within ``window`` places of each other (units of different
+    groups are sorted apart and never paired).
     """
-    if weight_rows.dim() != 2:
-        raise ValueError(
-            f"weight_rows must be 2-D (units, incoming), got shape {tuple(weight_rows.shape)}"
-        )
-    if grad_rows is not None and grad_rows.shape[0] != weight_rows.shape[0]:
-        raise ValueError(
-            f"grad_rows has {grad_rows.shape[0]} units but weight_rows has {weight_rows.shape[0]}"
-        )
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or tol < 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-    units = weight_rows.shape[0]
-    if units < 2:
-        return []
-    values = torch.nan_to_num(_floating(weight_rows.detach()))
-    gradients = None if grad_rows is None else torch.nan_to_num(_floating(grad_rows.detach()))
+    units = values.shape[0]
     generator = torch.Generator().manual_seed(seed)
-    directions = torch.randn(
-        values.shape[1], _PROJECTIONS, dtype=torch.float64, generator=generator
-    )
+    directions = torch.randn(values.shape[1], _PROJECTIONS, dtype=torch.float64, generator=generator)
     directions = (directions / directions.norm(dim=0)).to(device=values.device, dtype=values.dtype)
-    # |p_i - p_j| <= |w_i - w_j| along every unit direction, so near rows have close projections
-    # on all of them; the slack covers rounding of the projections themselves
     projections = (values @ directions).to(torch.float64)
-    limit = tol * _row_scale(values)
+    # the slack covers rounding of the projections themselves
     slack = limit + 1e-6 * projections.abs().amax()
     per_group = units // groups if groups > 0 and units % groups == 0 else units
     group_index = torch.arange(units, device=values.device) // per_group
@@ -130,13 +109,11 @@ def symmetric_groups(
         start += mask.numel()
         firsts += order_host[positions].tolist()
         seconds += order_host[positions + k].tolist()
-    if not firsts:
-        return []
-    first_index = torch.tensor(firsts, device=values.device)
-    second_index = torch.tensor(seconds, device=values.device)
-    near = _distance(values, first_index, second_index) <= limit
-    if gradients is not None:
-        near &= _distance(gradients, first_index, second_index) <= tol * _row_scale(gradients)
+    return firsts, seconds
+
+
+def _connected_groups(units: int, pairs: list[tuple[int, int]]) -> list[tuple[int, ...]]:
+    """The groups of size >= 2 that ``pairs`` join (union-find), each sorted, ordered by first unit."""
     parent = list(range(units))
 
     def find(i: int) -> int:
@@ -145,13 +122,54 @@ def symmetric_groups(
             i = parent[i]
         return i
 
-    for a, b, is_near in zip(firsts, seconds, near.cpu().tolist()):
-        if is_near:
-            root_a, root_b = find(a), find(b)
-            if root_a != root_b:
-                parent[max(root_a, root_b)] = min(root_a, root_b)
+    for a, b in pairs:
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
     members: dict[int, list[int]] = {}
     for unit in range(units):
         members.setdefault(find(unit), []).append(unit)
     found = [tuple(sorted(group)) for group in members.values() if len(group) >= 2]
     return sorted(found, key=lambda group: group[0])
+
+
+def symmetric_groups(
+    weight_rows: torch.Tensor,
+    grad_rows: torch.Tensor | None = None,
+    *,
+    tol: float = 1e-4,
+    groups: int = 1,
+    window: int = 4,
+    seed: int = 0,
+) -> list[tuple[int, ...]]:
+    """Groups (sorted tuples of unit indices, size >= 2) of near-identical units.
+
+    ``weight_rows`` is (units, incoming) from :func:`unit_rows`; ``grad_rows``
+    the matching gradient rows or None. ``groups`` is the convolution's group
+    count (units of different groups are never merged).
+    """
+    if weight_rows.dim() != 2:
+        raise ValueError(
+            f"weight_rows must be 2-D (units, incoming), got shape {tuple(weight_rows.shape)}"
+        )
+    if grad_rows is not None and grad_rows.shape[0] != weight_rows.shape[0]:
+        raise ValueError(
+            f"grad_rows has {grad_rows.shape[0]} units but weight_rows has {weight_rows.shape[0]}"
+        )
+    check_number("tol", tol, minimum=0)
+    units = weight_rows.shape[0]
+    if units < 2:
+        return []
+    values = torch.nan_to_num(_floating(weight_rows.detach()))
+    limit = tol * _row_scale(values)
+    firsts, seconds = _candidate_pairs(values, limit, groups, window, seed)
+    if not firsts:
+        return []
+    first_index = torch.tensor(firsts, device=values.device)
+    second_index = torch.tensor(seconds, device=values.device)
+    near = _distance(values, first_index, second_index) <= limit
+    if grad_rows is not None:
+        gradients = torch.nan_to_num(_floating(grad_rows.detach()))
+        near &= _distance(gradients, first_index, second_index) <= tol * _row_scale(gradients)
+    pairs = [(a, b) for a, b, is_near in zip(firsts, seconds, near.cpu().tolist()) if is_near]
+    return _connected_groups(units, pairs)

@@ -6,6 +6,7 @@ i), so any slice can be generated alone, in parallel, on any device, with the
 same bits. See docs/rng.md.
 """
 
+from initlab.rng.checks import check_choice, check_int, check_number
 from initlab.rng.derived import bernoulli_, orthogonal_
 from initlab.rng.keyed import (
     ALGORITHM,
@@ -28,6 +29,7 @@ from initlab.rng.streams import (
     derive_generator,
     derive_seed,
     normal_,
+    normal_mass,
     truncated_normal_,
     uniform_,
 )
@@ -40,6 +42,9 @@ __all__ = [
     "Keyed",
     "KeySpace",
     "bernoulli_",
+    "check_choice",
+    "check_int",
+    "check_number",
     "check_generator",
     "check_unique_names",
     "derive_generator",
@@ -47,6 +52,7 @@ __all__ = [
     "get_backend",
     "get_threads",
     "normal_",
+    "normal_mass",
     "orthogonal_",
     "set_backend",
     "set_threads",

@@ -26,11 +26,16 @@ def bernoulli_(out: torch.Tensor, p: float = 0.5, generator: GeneratorLike = Non
         raise TypeError(f"bernoulli_: out must be a torch.Tensor, got {type(out).__name__}")
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"bernoulli_: p must be in [0, 1], got {p}")
+    if not (generator is None or isinstance(generator, torch.Generator)):
+        raise TypeError(
+            f"bernoulli_: generator must be a torch.Generator, an initlab.rng.Keyed stream or None, "
+            f"got {type(generator).__name__}"
+        )
     if out.dtype == torch.bool:
         draws = torch.empty(out.shape, dtype=torch.float32, device=out.device)
-        draws.bernoulli_(float(p), generator=generator)  # type: ignore[arg-type]
+        draws.bernoulli_(float(p), generator=generator)
         return out.copy_(draws.bool())
-    return out.bernoulli_(float(p), generator=generator)  # type: ignore[arg-type]
+    return out.bernoulli_(float(p), generator=generator)
 
 
 def orthogonal_(out: torch.Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> torch.Tensor:

@@ -27,7 +27,7 @@ try:  # numba is an optional dependency (extra "fast")
 
     _NUMBA_ERROR: str | None = None
 except ImportError as error:  # pragma: no cover - exercised only without numba
-    numba = None  # type: ignore[assignment]
+    numba = None  # type: ignore[assignment]  # the module's stand-in when numba is absent
     _NUMBA_ERROR = str(error)
 
 __all__ = ["available", "unavailable_reason", "KERNELS", "set_threads", "get_threads"]
@@ -116,7 +116,7 @@ if numba is not None:
         return signature, codegen
 
     @njit(inline="always")
-    def _philox(c0, c1, c2, c3, k0, k1):  # type: ignore[no-untyped-def]
+    def _philox(c0, c1, c2, c3, k0, k1):
         for _ in range(10):
             product0 = _MUL0 * c0
             product1 = _MUL1 * c2
@@ -131,14 +131,14 @@ if numba is not None:
         return c0, c1, c2, c3
 
     @njit(inline="always")
-    def _horner(x, reversed_coeffs):  # type: ignore[no-untyped-def]
+    def _horner(x, reversed_coeffs):
         result = reversed_coeffs[0]
         for index in range(1, len(reversed_coeffs)):
             result = result * x + reversed_coeffs[index]
         return result
 
     @njit(inline="always")
-    def _log_count(count, shift, reversed_coeffs):  # type: ignore[no-untyped-def]
+    def _log_count(count, shift, reversed_coeffs):
         bits = _bits_of(count)
         exponent = (bits >> 52) - 1023
         mantissa = _float_of((bits & _MANTISSA) | _EXP_ONE)
@@ -149,7 +149,7 @@ if numba is not None:
         return np.float64(exponent) * _LN2 + ratio * _horner(ratio * ratio, reversed_coeffs)
 
     @njit(inline="always")
-    def _cos_sin(quadrant, phase, sin_coeffs, cos_coeffs):  # type: ignore[no-untyped-def]
+    def _cos_sin(quadrant, phase, sin_coeffs, cos_coeffs):
         square = phase * phase
         sine = phase * _horner(square, sin_coeffs)
         cosine = _horner(square, cos_coeffs)
@@ -164,7 +164,7 @@ if numba is not None:
         return first * cos_sign, second * sin_sign
 
     @njit(inline="always")
-    def _normal_pair32(radius_word, angle_word):  # type: ignore[no-untyped-def]
+    def _normal_pair32(radius_word, angle_word):
         log_u = _log_count(np.float64(radius_word + _U1), 32, _LOG32)
         radius = math.sqrt(-2.0 * log_u)
         phase = (np.float64(angle_word & _M30) * _TWO_M30 - 0.5) * _HALF_PI
@@ -172,7 +172,7 @@ if numba is not None:
         return radius * cosine, radius * sine
 
     @njit(inline="always")
-    def _normal_pair64(w0, w1, w2, w3):  # type: ignore[no-untyped-def]
+    def _normal_pair64(w0, w1, w2, w3):
         count = ((w0 >> _U5) << _U26) + (w1 >> _U6) + _U1
         log_u = _log_count(np.float64(count), 53, _LOG64)
         radius = math.sqrt(-2.0 * log_u)
@@ -182,16 +182,16 @@ if numba is not None:
         return radius * cosine, radius * sine
 
     @njit(inline="always")
-    def _uniform53(high_word, low_word):  # type: ignore[no-untyped-def]
+    def _uniform53(high_word, low_word):
         return np.float64(((high_word >> _U5) << _U26) + (low_word >> _U6)) * _TWO_M53
 
     @njit(inline="always")
-    def _log_uniform53(high_word, low_word):  # type: ignore[no-untyped-def]
+    def _log_uniform53(high_word, low_word):
         count = ((high_word >> _U5) << _U26) + (low_word >> _U6) + _U1
         return _log_count(np.float64(count), 53, _LOG64)
 
     @njit
-    def _retry(index, first_attempt, k0, k1, mode, a, b, width, alpha, m2, max_attempts):  # type: ignore[no-untyped-def]
+    def _retry(index, first_attempt, k0, k1, mode, a, b, width, alpha, m2, max_attempts):
         """A standard normal in [a, b] by rejection: attempts first_attempt, ... of element ``index``."""
         element = np.uint64(index)
         c0 = element & _M32
@@ -216,7 +216,7 @@ if numba is not None:
 
     # -- stages: words, then values ---------------------------------------------------------
     @njit(inline="always")
-    def _fill_words(words, first_block, blocks, k0, k1):  # type: ignore[no-untyped-def]
+    def _fill_words(words, first_block, blocks, k0, k1):
         for t in range(blocks):
             block = np.uint64(first_block + t)
             w0, w1, w2, w3 = _philox(block & _M32, block >> _U32, _U0, _U0, k0, k1)
@@ -226,20 +226,20 @@ if numba is not None:
             words[4 * t + 3] = w3
 
     @njit(inline="always")
-    def _uniform32_values(dest, words, count, low, span, lo, hi):  # type: ignore[no-untyped-def]
+    def _uniform32_values(dest, words, count, low, span, lo, hi):
         for i in range(count):
             unit = np.float64(np.uint64(words[i]) >> _U8) * _TWO_M24
             dest[i] = min(max(np.float32(low + span * unit), lo), hi)
 
     @njit(inline="always")
-    def _normal32_values(dest, words, count, mean, std):  # type: ignore[no-untyped-def]
+    def _normal32_values(dest, words, count, mean, std):
         for p in range(count // 2):
             z0, z1 = _normal_pair32(np.uint64(words[2 * p]), np.uint64(words[2 * p + 1]))
             dest[2 * p] = np.float32(mean + std * z0)
             dest[2 * p + 1] = np.float32(mean + std * z1)
 
     @njit(inline="always")
-    def _truncated32_values(dest, words, count, mean, std, lo, hi, a, b):  # type: ignore[no-untyped-def]
+    def _truncated32_values(dest, words, count, mean, std, lo, hi, a, b):
         for p in range(count // 2):
             z0, z1 = _normal_pair32(np.uint64(words[2 * p]), np.uint64(words[2 * p + 1]))
             v0 = min(max(np.float32(mean + std * z0), lo), hi)
@@ -248,13 +248,13 @@ if numba is not None:
             dest[2 * p + 1] = v1 if ((z1 >= a) & (z1 <= b)) else _NAN32
 
     @njit(inline="always")
-    def _uniform64_values(dest, words, count, low, span, lo, hi):  # type: ignore[no-untyped-def]
+    def _uniform64_values(dest, words, count, low, span, lo, hi):
         for i in range(count):
             unit = _uniform53(np.uint64(words[2 * i]), np.uint64(words[2 * i + 1]))
             dest[i] = min(max(low + span * unit, lo), hi)
 
     @njit(inline="always")
-    def _normal64_values(dest, words, count, mean, std):  # type: ignore[no-untyped-def]
+    def _normal64_values(dest, words, count, mean, std):
         for p in range(count // 2):
             z0, z1 = _normal_pair64(
                 np.uint64(words[4 * p]), np.uint64(words[4 * p + 1]),
@@ -264,7 +264,7 @@ if numba is not None:
             dest[2 * p + 1] = mean + std * z1
 
     @njit(inline="always")
-    def _truncated64_values(dest, words, count, mean, std, lo, hi, a, b):  # type: ignore[no-untyped-def]
+    def _truncated64_values(dest, words, count, mean, std, lo, hi, a, b):
         for p in range(count // 2):
             z0, z1 = _normal_pair64(
                 np.uint64(words[4 * p]), np.uint64(words[4 * p + 1]),
@@ -276,7 +276,7 @@ if numba is not None:
             dest[2 * p + 1] = v1 if ((z1 >= a) & (z1 <= b)) else math.nan
 
     @njit
-    def _retry_values(dest, first_index, count, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):  # type: ignore[no-untyped-def]
+    def _retry_values(dest, first_index, count, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         for position in range(count):
             z = sign * _retry(first_index + position, 1, k0, k1, mode, a, b, width, alpha, m2, max_attempts)
             # clamping before the store's rounding equals clamping after it: lo, hi are representable
@@ -284,7 +284,7 @@ if numba is not None:
 
     # -- kernels: chunks of whole blocks, dealt round-robin to the threads ------------------
     @njit
-    def _redraw_rejected(dest, first_index, count, rejected, proposals, k0, k1, mean, std, lo, hi, a, b, max_attempts):  # type: ignore[no-untyped-def]
+    def _redraw_rejected(dest, first_index, count, rejected, proposals, k0, k1, mean, std, lo, hi, a, b, max_attempts):
         """Attempts >= 1 for the NaN-marked elements of dest (normal proposals).
 
         Attempt 1 runs for all of them in one branch-free (vectorizable) loop;
@@ -307,7 +307,7 @@ if numba is not None:
             dest[rejected[r]] = min(max(mean + std * z, lo), hi)
 
     @njit(inline="always")
-    def _chunk_layout(chunk, first, last, start, per_block, n):  # type: ignore[no-untyped-def]
+    def _chunk_layout(chunk, first, last, start, per_block, n):
         begin = first + chunk * CHUNK_BLOCKS
         blocks = min(begin + CHUNK_BLOCKS, last + 1) - begin
         count = blocks * per_block
@@ -315,7 +315,7 @@ if numba is not None:
         return begin, blocks, count, base, (base >= 0 and base + count <= n)
 
     @njit(inline="always")
-    def _copy_in_range(out, values, base, count):  # type: ignore[no-untyped-def]
+    def _copy_in_range(out, values, base, count):
         n = out.shape[0]
         for position in range(count):
             target = base + position
@@ -328,7 +328,7 @@ if numba is not None:
     # which numba's on-disk cache does not keep, and every process would pay
     # the compile again.
     @njit(parallel=True, cache=True)
-    def _uniform_kernel32(out, start, threads, k0, k1, low, span, lo, hi):  # type: ignore[no-untyped-def]
+    def _uniform_kernel32(out, start, threads, k0, k1, low, span, lo, hi):
         per_block = 4
         n = out.shape[0]
         first = start // per_block
@@ -348,7 +348,7 @@ if numba is not None:
                     _copy_in_range(out, dest, base, count)
 
     @njit(parallel=True, cache=True)
-    def _normal_kernel32(out, start, threads, k0, k1, mean, std):  # type: ignore[no-untyped-def]
+    def _normal_kernel32(out, start, threads, k0, k1, mean, std):
         per_block = 4
         n = out.shape[0]
         first = start // per_block
@@ -368,7 +368,7 @@ if numba is not None:
                     _copy_in_range(out, dest, base, count)
 
     @njit(parallel=True, cache=True)
-    def _truncated_kernel32(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):  # type: ignore[no-untyped-def]
+    def _truncated_kernel32(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         per_block = 4
         n = out.shape[0]
         first = start // per_block
@@ -396,7 +396,7 @@ if numba is not None:
                 _redraw_rejected(out[lo_pos:hi_pos], start + lo_pos, hi_pos - lo_pos, scratch_rejected[thread], scratch_proposals[thread], k0, k1, mean, std, lo, hi, a, b, max_attempts)
 
     @njit(parallel=True, cache=True)
-    def _uniform_kernel64(out, start, threads, k0, k1, low, span, lo, hi):  # type: ignore[no-untyped-def]
+    def _uniform_kernel64(out, start, threads, k0, k1, low, span, lo, hi):
         per_block = 2
         n = out.shape[0]
         first = start // per_block
@@ -416,7 +416,7 @@ if numba is not None:
                     _copy_in_range(out, dest, base, count)
 
     @njit(parallel=True, cache=True)
-    def _normal_kernel64(out, start, threads, k0, k1, mean, std):  # type: ignore[no-untyped-def]
+    def _normal_kernel64(out, start, threads, k0, k1, mean, std):
         per_block = 2
         n = out.shape[0]
         first = start // per_block
@@ -436,7 +436,7 @@ if numba is not None:
                     _copy_in_range(out, dest, base, count)
 
     @njit(parallel=True, cache=True)
-    def _truncated_kernel64(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):  # type: ignore[no-untyped-def]
+    def _truncated_kernel64(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         per_block = 2
         n = out.shape[0]
         first = start // per_block

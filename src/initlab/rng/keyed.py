@@ -3,9 +3,9 @@
     >>> import torch, initlab
     >>> stream = initlab.rng.Keyed(0).child("encoder.layer0.weight")
     >>> w = torch.empty(1024, 1024)
-    >>> stream.normal_(w, 0.0, 0.02)                      # whole tensor
+    >>> _ = stream.normal_(w, 0.0, 0.02)                          # whole tensor
     >>> part = torch.empty(512, 1024)
-    >>> stream.window(512 * 1024).normal_(part, 0.0, 0.02)  # rows 512.. alone
+    >>> _ = stream.window(512 * 1024).normal_(part, 0.0, 0.02)    # rows 512.. alone
     >>> torch.equal(part, w[512:])
     True
 
@@ -37,6 +37,8 @@ from types import ModuleType
 import torch
 
 from initlab.rng import fallback, gpu
+from initlab.rng.checks import MAX_SEED, check_int, check_number, check_seed
+from initlab.rng.streams import normal_mass
 
 __all__ = [
     "ALGORITHM",
@@ -57,7 +59,6 @@ __all__ = [
 ]
 
 ALGORITHM = "philox4x32-10"
-MAX_SEED = 2**63 - 1
 MAX_INDEX = 2**62
 MAX_ATTEMPTS = 1000
 SMALL_FILL = 1 << 14  # below this many elements the PyTorch backend is faster than a kernel launch
@@ -120,8 +121,7 @@ def use_backend(name: str) -> Iterator[None]:
 
 def set_threads(count: int) -> None:
     """Threads the compiled kernels use (1 .. cores); values never depend on it."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"threads must be a positive int, got {count!r}")
+    check_int("threads", count, minimum=1)
     cores = os.cpu_count() or 1
     if count > cores:
         raise ValueError(f"threads must be at most the {cores} cores of this machine, got {count}")
@@ -135,19 +135,6 @@ def get_threads() -> int:
 
 
 # -- keys ----------------------------------------------------------------------------------
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        # numpy integers are ints for this purpose
-        if hasattr(seed, "__index__") and not isinstance(seed, bool | float):
-            seed = int(seed)  # type: ignore[call-overload]
-        else:
-            raise TypeError(f"seed must be an int in [0, 2**63 - 1], got {seed!r} ({type(seed).__name__})")
-    assert isinstance(seed, int)
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be in [0, 2**63 - 1], got {seed}")
-    return seed
-
-
 def _check_name(name: object, argument: str = "name") -> str:
     if not isinstance(name, str):
         raise TypeError(f"{argument} must be a str, got {type(name).__name__}")
@@ -159,13 +146,10 @@ def _check_name(name: object, argument: str = "name") -> str:
 
 
 def _check_index(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{argument} must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{argument} must be >= 0, got {value}")
-    if value > MAX_INDEX:
-        raise ValueError(f"{argument} must be <= 2**62 (the last element index of a stream), got {value}")
-    return value
+    index = check_int(argument, value, minimum=0)
+    if index > MAX_INDEX:
+        raise ValueError(f"{argument} must be <= 2**62 (the last element index of a stream), got {index}")
+    return index
 
 
 @functools.lru_cache(maxsize=65536)
@@ -229,15 +213,6 @@ def _clamp_bounds(lower: float, upper: float, dtype: torch.dtype, open_upper: bo
 
 
 # -- truncated normal: which proposal ---------------------------------------------------
-def _normal_mass(a: float, b: float) -> float:
-    root2 = math.sqrt(2.0)
-    if a >= 0:
-        return 0.5 * (math.erfc(a / root2) - math.erfc(b / root2))
-    if b <= 0:
-        return 0.5 * (math.erfc(-b / root2) - math.erfc(-a / root2))
-    return 0.5 * (math.erf(b / root2) - math.erf(a / root2))
-
-
 @dataclass(frozen=True)
 class TruncationPlan:
     """How a standard normal is restricted to [a, b]: the proposal and its constants.
@@ -261,7 +236,7 @@ class TruncationPlan:
 @functools.lru_cache(maxsize=1024)
 def truncation_plan(a: float, b: float) -> TruncationPlan:
     """Pick the proposal with the best acceptance for N(0, 1) restricted to [a, b]."""
-    mass = _normal_mass(a, b)
+    mass = normal_mass(a, b)
     normal = TruncationPlan(0, a, b, 0.0, 0.0, 0.0, False, mass)
     if mass >= 0.5:
         return normal
@@ -311,17 +286,10 @@ def _run_kernel(
 
 # -- the stream ------------------------------------------------------------------------
 def _check_number(argument: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        elif hasattr(value, "__float__"):
-            value = float(value)  # type: ignore[arg-type]
-        else:
-            raise TypeError(f"{argument} must be a number, got {value!r}")
-    number = float(value)  # type: ignore[arg-type]
-    if math.isnan(number):
-        raise ValueError(f"{argument} must not be NaN")
-    return number
+    """A number or a one-element tensor as a float; +-inf is allowed (one-sided truncation), NaN is not."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return check_number(argument, value, finite=False)
 
 
 @dataclass(frozen=True)
@@ -347,7 +315,7 @@ class Keyed:
     _key: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seed", _check_seed(self.seed))
+        object.__setattr__(self, "seed", check_seed(self.seed))
         if not isinstance(self.name, str) or "\x00" in self.name:
             raise ValueError(f"name must be a str without NUL characters, got {self.name!r}")
         _check_index(self.offset, "offset")

@@ -1,18 +1,16 @@
 """Every initializer, with fans from a declared layout and exact gains.
 
-Names in snake case are the catalogue's (``il.he_normal(nonlinearity="relu")``);
-the classes behind them are exported too.
+Each scheme is a class (``HeNormal``) and a snake-case factory of the
+catalogue (``he_normal``, the same object, the spelling of ``initlab.he_normal``
+and of scheme strings). torch's spellings (``xavier_*``, ``kaiming_*``,
+``eye``) are accepted in scheme strings (``initlab.get("xavier_normal")``); as
+attributes they are deprecated (docs/schemes.md lists every deprecated name).
 """
 
-from initlab.schemes.base import (
-    Description,
-    Initializer,
-    Moments,
-    SchemeInfo,
-    get,
-    list_schemes,
-    register,
-)
+from typing import Any
+
+from initlab.rng.deprecation import moved_attributes
+from initlab.schemes import strings
 from initlab.schemes.basic import (
     Constant,
     Normal,
@@ -24,7 +22,9 @@ from initlab.schemes.basic import (
 )
 from initlab.schemes.fans import LAYOUTS, Fans, fans, torch_fans
 from initlab.schemes.gains import activation_function, gain, gaussian_expectation
+from initlab.schemes.initializer import Description, Initializer, Moments
 from initlab.schemes.presets import FlaxDefault, KerasDefault, LasagneDefault, TorchDefault
+from initlab.schemes.registry import SchemeInfo, get, list_schemes, register
 from initlab.schemes.structured import (
     DeltaOrthogonal,
     Dirac,
@@ -46,17 +46,17 @@ from initlab.schemes.variance import (
     VarianceScaling,
 )
 
-# snake-case names, as in the catalogue and torch.nn.init
+# the catalogue's snake-case factories: calling one builds the scheme
 variance_scaling = VarianceScaling
 lecun_normal = LecunNormal
 lecun_uniform = LecunUniform
 lecun_truncated_normal = LecunTruncatedNormal
-glorot_normal = xavier_normal = GlorotNormal
-glorot_uniform = xavier_uniform = GlorotUniform
-glorot_truncated_normal = xavier_truncated_normal = GlorotTruncatedNormal
-he_normal = kaiming_normal = HeNormal
-he_uniform = kaiming_uniform = HeUniform
-he_truncated_normal = kaiming_truncated_normal = HeTruncatedNormal
+glorot_normal = GlorotNormal
+glorot_uniform = GlorotUniform
+glorot_truncated_normal = GlorotTruncatedNormal
+he_normal = HeNormal
+he_uniform = HeUniform
+he_truncated_normal = HeTruncatedNormal
 constant = Constant
 zeros = Zeros
 ones = Ones
@@ -66,7 +66,7 @@ small_random = SmallRandom
 truncated_normal = TruncatedNormal
 orthogonal = Orthogonal
 sparse = Sparse
-identity = eye = Identity
+identity = Identity
 dirac = Dirac
 delta_orthogonal = DeltaOrthogonal
 zero_hadamard = ZeroHadamard
@@ -74,6 +74,13 @@ torch_default = TorchDefault
 keras_default = KerasDefault
 flax_default = FlaxDefault
 lasagne_default = LasagneDefault
+
+# the catalogue of this layer, in registration order: factory names and the classes behind them
+FACTORIES = tuple(info.name for info in list_schemes())
+CLASSES = tuple(globals()[name].__name__ for name in FACTORIES)
+
+# torch.nn.init's names, kept as attributes for one release (scheme strings keep them for good)
+ALIASES: dict[str, str] = {alias: name for name in FACTORIES for alias in globals()[name].aliases}
 
 __all__ = [
     "Description",
@@ -89,66 +96,12 @@ __all__ = [
     "get",
     "list_schemes",
     "register",
+    "strings",
     "torch_fans",
-    "Constant",
-    "Normal",
-    "Ones",
-    "SmallRandom",
-    "TruncatedNormal",
-    "Uniform",
-    "Zeros",
-    "GlorotNormal",
-    "GlorotTruncatedNormal",
-    "GlorotUniform",
-    "HeNormal",
-    "HeTruncatedNormal",
-    "HeUniform",
-    "LecunNormal",
-    "LecunTruncatedNormal",
-    "LecunUniform",
-    "VarianceScaling",
-    "variance_scaling",
-    "lecun_normal",
-    "lecun_uniform",
-    "lecun_truncated_normal",
-    "glorot_normal",
-    "xavier_normal",
-    "glorot_uniform",
-    "xavier_uniform",
-    "glorot_truncated_normal",
-    "xavier_truncated_normal",
-    "he_normal",
-    "kaiming_normal",
-    "he_uniform",
-    "kaiming_uniform",
-    "he_truncated_normal",
-    "kaiming_truncated_normal",
-    "constant",
-    "zeros",
-    "ones",
-    "normal",
-    "uniform",
-    "small_random",
-    "truncated_normal",
-    "DeltaOrthogonal",
-    "Dirac",
-    "Identity",
-    "Orthogonal",
-    "Sparse",
-    "ZeroHadamard",
-    "FlaxDefault",
-    "KerasDefault",
-    "LasagneDefault",
-    "TorchDefault",
-    "orthogonal",
-    "sparse",
-    "identity",
-    "eye",
-    "dirac",
-    "delta_orthogonal",
-    "zero_hadamard",
-    "torch_default",
-    "keras_default",
-    "flax_default",
-    "lasagne_default",
+    *CLASSES,
+    *FACTORIES,
 ]
+
+__getattr__: Any = moved_attributes(
+    "initlab.schemes", {alias: ("initlab.schemes", name) for alias, name in ALIASES.items()}
+)

@@ -11,8 +11,10 @@ import torch
 
 from initlab import rng
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_float, register
+from initlab.rng.checks import check_number
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 from initlab.schemes.variance import truncated_mean_shift, truncated_std_factor
 
 __all__ = ["Constant", "Zeros", "Ones", "Normal", "Uniform", "SmallRandom", "TruncatedNormal"]
@@ -49,7 +51,7 @@ class Constant(_ConstantValue):
     name = "constant"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", check_float(self.name, "value", self.value))
+        object.__setattr__(self, "value", check_number(f"{self.name}: value", self.value))
 
 
 @register
@@ -81,13 +83,14 @@ class Normal(_FanFree):
     std: float = 1.0
 
     name = "normal"
+    elementwise = True
     distribution = "normal"
     formula = "w ~ N(mean, std^2)"
     reference = "Lasagne lasagne.init.Normal; torch.nn.init.normal_"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", check_float(self.name, "mean", self.mean))
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
+        object.__setattr__(self, "mean", check_number(f"{self.name}: mean", self.mean))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
 
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         rng.normal_(out, self.mean, self.std, generator)
@@ -105,13 +108,14 @@ class Uniform(_FanFree):
     b: float = 1.0
 
     name = "uniform"
+    elementwise = True
     distribution = "uniform"
     formula = "w ~ U[a, b)"
     reference = "Lasagne lasagne.init.Uniform; torch.nn.init.uniform_"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "a", check_float(self.name, "a", self.a))
-        object.__setattr__(self, "b", check_float(self.name, "b", self.b))
+        object.__setattr__(self, "a", check_number(f"{self.name}: a", self.a))
+        object.__setattr__(self, "b", check_number(f"{self.name}: b", self.b))
         if not self.a < self.b:
             raise ValueError(f"{self.name}: needs a < b, got a={self.a}, b={self.b}")
 
@@ -132,12 +136,13 @@ class SmallRandom(_FanFree):
     scale: float = 0.01
 
     name = "small_random"
+    elementwise = True
     distribution = "normal"
     formula = "w = scale * N(0, 1)"
     reference = "Stanford CS231n notes, Weight Initialization: W = 0.01 * np.random.randn(D, H)"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", check_float(self.name, "scale", self.scale, minimum=0.0))
+        object.__setattr__(self, "scale", check_number(f"{self.name}: scale", self.scale, minimum=0.0))
 
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         rng.normal_(out, 0.0, self.scale, generator)
@@ -165,15 +170,16 @@ class TruncatedNormal(_FanFree):
     std_after_truncation: bool = False
 
     name = "truncated_normal"
+    elementwise = True
     distribution = "truncated_normal"
     formula = "w ~ N(mean, sigma^2) restricted to [mean + a sigma, mean + b sigma]"
     reference = "Keras TruncatedNormal; JAX truncated_normal"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", check_float(self.name, "mean", self.mean))
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
-        object.__setattr__(self, "a", check_float(self.name, "a", self.a))
-        object.__setattr__(self, "b", check_float(self.name, "b", self.b))
+        object.__setattr__(self, "mean", check_number(f"{self.name}: mean", self.mean))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
+        object.__setattr__(self, "a", check_number(f"{self.name}: a", self.a))
+        object.__setattr__(self, "b", check_number(f"{self.name}: b", self.b))
         if not self.a < self.b:
             raise ValueError(f"{self.name}: bounds need a < b (in units of std), got a={self.a}, b={self.b}")
         if not isinstance(self.std_after_truncation, bool):

@@ -32,6 +32,8 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from initlab.rng.checks import check_int
+
 __all__ = ["Fans", "fans", "LAYOUTS", "torch_fans", "LayoutLike", "shape_of"]
 
 LAYOUTS = ("linear", "conv", "conv_transpose", "embedding", "keras", "jax", "vector")
@@ -47,9 +49,7 @@ class Fans:
 
     def __post_init__(self) -> None:
         for name in ("fan_in", "fan_out", "receptive"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Fans: {name} must be an int >= 0, got {value!r}")
+            check_int(f"Fans: {name}", getattr(self, name), minimum=0)
 
     @property
     def fan_avg(self) -> float:
@@ -85,8 +85,7 @@ def shape_of(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def _check_groups(groups: int, channels: int, what: str) -> None:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    check_int("groups", groups, minimum=1)
     if channels % groups != 0:
         raise ValueError(f"{what} ({channels}) is not divisible by groups={groups}")
 
@@ -102,8 +101,7 @@ def fans(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -
     Zero-size dimensions give zero fans; schemes treat zero-element tensors as
     a no-op and never divide by them.
     """
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    check_int("groups", groups, minimum=1)
     if isinstance(layout, Fans):
         return layout
     dims = shape_of(shape)

@@ -18,7 +18,7 @@ preset             weights (matrices, kernels)          biases (0-D/1-D)        
 ``reset_parameters`` bit for bit for the same generator, including torch's
 own fans (dim 1 times the receptive field), which for a ConvTranspose weight
 is out/g * k, not the in/g * k of :func:`initlab.fans`. Its bias rule needs
-the weight's fan_in: pass ``layout=initlab.torch_fans(weight.shape)`` (or any
+the weight's fan_in: pass ``layout=initlab.schemes.torch_fans(weight.shape)`` (or any
 :class:`Fans`) for the 1-D bias.
 """
 
@@ -32,8 +32,9 @@ import torch
 
 from initlab import rng
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, _check_layout_name, register
 from initlab.schemes.fans import Fans, LayoutLike, fans, torch_fans
+from initlab.schemes.initializer import Initializer, Moments, check_layout_name
+from initlab.schemes.registry import register
 from initlab.schemes.variance import bounds_for, fill_with_std_, variance_scaling_std
 
 __all__ = ["TorchDefault", "KerasDefault", "FlaxDefault", "LasagneDefault", "TORCH_DEFAULT_SLOPE"]
@@ -54,11 +55,13 @@ def _kind(shape: Sequence[int], layout: LayoutLike) -> str:
 class _Preset(Initializer):
     """Dispatch on the kind of tensor; subclasses give the three rules."""
 
+    elementwise = True
+
     def fans_of(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans | None:
         dims = tuple(int(d) for d in shape)
         if isinstance(layout, Fans):
             return layout
-        _check_layout_name(layout)
+        check_layout_name(layout)
         if len(dims) <= 1:
             return None
         return fans(dims, layout, groups)
@@ -70,7 +73,7 @@ class _Preset(Initializer):
         """(distribution, std, mean) for a tensor of ``shape``; distribution in normal/uniform/truncated_normal/constant."""
         raise NotImplementedError
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         distribution, std, mean = self._rule(tuple(out.shape), layout)
@@ -110,7 +113,7 @@ class TorchDefault(_Preset):
         if len(dims) <= 1 and not isinstance(layout, Fans):
             raise ValueError(
                 f"{self.name}: a bias of shape {dims} takes its weight's fan_in; pass "
-                "layout=initlab.torch_fans(weight.shape) (or a Fans object), got layout "
+                "layout=initlab.schemes.torch_fans(weight.shape) (or a Fans object), got layout "
                 f"{layout!r}"
             )
         if layout in ("linear", "conv", "conv_transpose"):
@@ -122,7 +125,7 @@ class TorchDefault(_Preset):
             return "normal", 1.0, 0.0
         return "uniform", _torch_bound(shape, self.fans_of(shape, layout)) / math.sqrt(3.0), 0.0
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         if _kind(tuple(out.shape), layout) == "embedding":
@@ -164,13 +167,13 @@ class KerasDefault(_Preset):
         assert scheme_fans is not None
         return "uniform", variance_scaling_std(scheme_fans, 1.0, "fan_avg"), 0.0
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         if _kind(tuple(out.shape), layout) == "embedding":
             rng.uniform_(out, -0.05, 0.05, generator)
         else:
-            super()._fill_with_layout_(out, layout, groups, fans, generator)
+            super().fill_contiguous_(out, layout, groups, fans, generator)
 
 
 @register

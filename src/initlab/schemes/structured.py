@@ -16,8 +16,10 @@ import torch
 
 from initlab import rng
 from initlab.rng import CounterStream, GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_choice, check_float, register
+from initlab.rng.checks import check_choice, check_int, check_number
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 from initlab.schemes.views import UnitBlocks, centre_tap, effective_layout, unit_blocks, unit_view
 
 __all__ = [
@@ -40,10 +42,6 @@ def _substream(generator: GeneratorLike, name: str) -> GeneratorLike:
     if isinstance(generator, CounterStream):
         return generator.child(name)
     return generator
-
-
-def _check_gain(owner: str, value: object) -> float:
-    return check_float(owner, "gain", value, minimum=0.0)
 
 
 # -- orthogonal ------------------------------------------------------------------------
@@ -96,8 +94,8 @@ class Orthogonal(Initializer):
     reference = "Saxe, McClelland & Ganguli 2014, Exact solutions to the nonlinear dynamics of learning in deep linear networks"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
-        check_choice(self.name, "method", self.method, ORTHOGONAL_METHODS)
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
+        check_choice(f"{self.name}: method", self.method, ORTHOGONAL_METHODS)
 
     def _blocks(self, shape: Sequence[int], layout: LayoutLike, groups: int) -> tuple[int, int, int]:
         dims = tuple(int(d) for d in shape)
@@ -122,7 +120,7 @@ class Orthogonal(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         self._blocks(shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         g, rows, cols = self._blocks(tuple(out.shape), layout, groups)
@@ -174,16 +172,16 @@ class Sparse(Initializer):
     reference = "Martens 2010, Deep learning via Hessian-free optimization"
 
     def __post_init__(self) -> None:
-        sparsity = check_float(self.name, "sparsity", self.sparsity)
+        sparsity = check_number(f"{self.name}: sparsity", self.sparsity)
         if not 0.0 <= sparsity <= 1.0:
             raise ValueError(f"{self.name}: sparsity must be in [0, 1] (fraction of zeros per unit), got {self.sparsity!r}")
         object.__setattr__(self, "sparsity", sparsity)
-        object.__setattr__(self, "std", check_float(self.name, "std", self.std, minimum=0.0))
+        object.__setattr__(self, "std", check_number(f"{self.name}: std", self.std, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         unit_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = unit_blocks(self.name, tuple(out.shape), layout, groups)
@@ -239,7 +237,7 @@ class Identity(Initializer):
     reference = "Le, Jaitly & Hinton 2015, A simple way to initialize recurrent networks of rectified linear units"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         if len(shape) != 2 or effective_layout(shape, layout) == "vector":
@@ -250,7 +248,7 @@ class Identity(Initializer):
         if groups != 1:
             raise ValueError(f"{self.name}: groups must be 1 for a matrix, got {groups}")
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         out.zero_()
@@ -291,9 +289,8 @@ class Dirac(Initializer):
     reference = "torch.nn.init.dirac_; Zagoruyko & Komodakis 2017, DiracNets"
 
     def __post_init__(self) -> None:
-        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
-            raise ValueError(f"{self.name}: groups must be a positive int, got {self.groups!r}")
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        check_int(f"{self.name}: groups", self.groups, minimum=1)
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def _groups(self, groups: int) -> int:
         if groups != 1 and self.groups != 1 and groups != self.groups:
@@ -308,7 +305,7 @@ class Dirac(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, self._groups(groups))
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = _kernel_blocks(self.name, tuple(out.shape), layout, self._groups(groups))
@@ -344,12 +341,12 @@ class DeltaOrthogonal(Initializer):
     reference = "Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, Dynamical isometry and a mean field theory of CNNs"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", _check_gain(self.name, self.gain))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = _kernel_blocks(self.name, tuple(out.shape), layout, groups)
@@ -415,7 +412,7 @@ class ZeroHadamard(Initializer):
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         unit_blocks(self.name, shape, layout, groups)
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
         blocks = unit_blocks(self.name, tuple(out.shape), layout, groups)

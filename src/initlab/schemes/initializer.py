@@ -1,45 +1,43 @@
-"""The initializer protocol, the registry and the string form.
+"""The initializer protocol: what every scheme is and does.
 
 Every scheme is a small frozen dataclass whose fields are its parameters. It
 fills tensors in place (``init(tensor, layout=..., generator=...)``), samples
 new ones (``sample``), makes NumPy arrays (``numpy``) and explains itself
-(``describe``). ``str(init)`` is a call expression that :func:`get` turns
-back into an equal object::
+(``describe``, the one place to read its std). ``str(init)`` is a call
+expression that :func:`initlab.schemes.get` turns back into an equal object.
 
-    >>> init = get("he_normal(mode=fan_out, nonlinearity=leaky_relu, negative_slope=0.2)")
-    >>> get(str(init)) == init
-    True
+Extension points that the layers above read (declared here, so that nobody
+needs to probe for them):
+
+=================  ==========================================================
+``uses_fans``      whether the layout matters; schemes that ignore fans
+                   accept any rank
+``elementwise``    element i of the output depends only on element i of the
+                   random stream (one draw per element, parameters from the
+                   global shape), so a shard can be filled alone
+                   (``initlab.plan.sharded``)
+``bias_scheme()``  the scheme this weight scheme prescribes for the biases of
+                   the same layers, or None (plans add it as a ``bias`` rule)
+=================  ==========================================================
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import difflib
 import math
-import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from initlab.rng import GeneratorLike, check_generator
-from initlab.schemes.fans import Fans, LayoutLike, fans, shape_of
+from initlab.schemes.fans import LAYOUTS, Fans, LayoutLike, fans, shape_of
+from initlab.schemes.strings import format_value
 
-__all__ = [
-    "Initializer",
-    "Description",
-    "Moments",
-    "SchemeInfo",
-    "register",
-    "get",
-    "list_schemes",
-    "check_float",
-    "check_choice",
-    "check_representable",
-]
+__all__ = ["Initializer", "Description", "Moments", "check_representable"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -88,55 +86,16 @@ class Description:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class SchemeInfo:
-    """One row of the catalogue."""
-
-    name: str
-    aliases: tuple[str, ...]
-    formula: str
-    reference: str
-    parameters: tuple[str, ...]
-    summary: str
-
-
-def check_float(
-    owner: str,
-    argument: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    strict: bool = False,
-) -> float:
-    """``value`` as a finite float, or a ValueError/TypeError naming ``owner.argument``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise TypeError(f"{owner}: {argument} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{owner}: {argument} must be finite, got {value!r}")
-    if minimum is not None and (number < minimum or (strict and number == minimum)):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{owner}: {argument} must be {relation} {minimum}, got {value!r}")
-    return number
-
-
-def check_choice(owner: str, argument: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError listing them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner}: {argument} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 class Initializer:
     """Base of every scheme.
 
     Subclasses are frozen dataclasses that set ``name``, ``formula`` and
     ``reference`` and implement ``_fill_`` (write values into a contiguous
-    float32 or float64 buffer; ``_fill_with_layout_`` when the layout and
+    float32 or float64 buffer; ``fill_contiguous_`` when the layout and
     groups matter, as for orthogonal or dirac) and ``moments`` (the promised
-    mean/std for a shape).
-    ``uses_fans`` says whether the layout matters to the scheme; schemes that
-    ignore fans accept any rank.
+    mean/std for a shape, which ``describe`` reports). The extension points
+    ``uses_fans``, ``elementwise`` and ``bias_scheme()`` are described in the
+    module docstring.
     """
 
     name: ClassVar[str] = ""
@@ -145,8 +104,13 @@ class Initializer:
     formula: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     uses_fans: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = False
 
     # -- what subclasses provide -------------------------------------------------
+    def bias_scheme(self) -> Initializer | None:
+        """The scheme for the biases of layers whose weights this scheme fills; None: no opinion."""
+        return None
+
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         raise NotImplementedError
 
@@ -157,7 +121,7 @@ class Initializer:
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         """Raise ValueError if the scheme cannot fill ``shape`` (e.g. orthogonal on 1-D)."""
 
-    def _fill_with_layout_(
+    def fill_contiguous_(
         self,
         out: torch.Tensor,
         layout: LayoutLike,
@@ -177,7 +141,7 @@ class Initializer:
         """The fans this scheme uses for ``shape`` (None when it ignores them)."""
         if not self.uses_fans:
             if not isinstance(layout, Fans):
-                _check_layout_name(layout)
+                check_layout_name(layout)
             return None
         return fans(shape, layout, groups)
 
@@ -207,10 +171,10 @@ class Initializer:
             return tensor
         with torch.no_grad():
             if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous():
-                self._fill_with_layout_(tensor, layout, groups, scheme_fans, generator)
+                self.fill_contiguous_(tensor, layout, groups, scheme_fans, generator)
             else:
                 buffer = torch.empty(shape, dtype=_compute_dtype(tensor.dtype), device=tensor.device)
-                self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
+                self.fill_contiguous_(buffer, layout, groups, scheme_fans, generator)
                 tensor.copy_(self.cast_within_bounds(buffer, tensor.dtype, shape, layout, groups))
         return tensor
 
@@ -234,7 +198,7 @@ class Initializer:
         buffer = torch.empty(dims, dtype=_compute_dtype(dtype), device=device)
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
-                self._fill_with_layout_(buffer, layout, groups, scheme_fans, generator)
+                self.fill_contiguous_(buffer, layout, groups, scheme_fans, generator)
                 return self.cast_within_bounds(buffer, dtype, dims, layout, groups)
         return buffer.to(dtype)
 
@@ -302,19 +266,26 @@ class Initializer:
         )
 
     def expected_std(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> float:
-        """The std of the values this scheme puts in a tensor of ``shape``."""
-        return self.moments(tuple(int(d) for d in shape), layout, groups).std
+        """Deprecated: ``describe(shape, layout, groups).expected_std``."""
+        warnings.warn(
+            "Initializer.expected_std(shape) is deprecated and will be removed in initlab 0.3; "
+            "read describe(shape, layout).expected_std",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.describe(shape, layout, groups).expected_std
 
     # -- string form -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **parameters}``; ``get(config)`` rebuilds the scheme."""
+        # every scheme is a dataclass; Initializer itself is not, so the type cannot say so
         params = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
         return {"name": self.name, **params}
 
     def __str__(self) -> str:
         params = self.config()
         params.pop("name")
-        inner = ", ".join(f"{key}={_format_value(value)}" for key, value in params.items())
+        inner = ", ".join(f"{key}={format_value(value)}" for key, value in params.items())
         return f"{self.name}({inner})"
 
     def __repr__(self) -> str:
@@ -375,151 +346,7 @@ def _check_float_dtype(owner: str, dtype: torch.dtype, argument: str) -> None:
         )
 
 
-def _check_layout_name(layout: object) -> None:
-    from initlab.schemes.fans import LAYOUTS
-
+def check_layout_name(layout: object) -> None:
+    """ValueError unless ``layout`` is one of the declared layout names."""
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} or a Fans object, got {layout!r}")
-
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value if _IDENTIFIER.match(value) and value not in ("None", "True", "False") else repr(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_format_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    return repr(value)
-
-
-# -- registry ------------------------------------------------------------------------
-_REGISTRY: dict[str, type[Initializer]] = {}
-_ALIASES: dict[str, str] = {}
-
-SchemeType = TypeVar("SchemeType", bound=type[Initializer])
-
-
-def register(cls: SchemeType) -> SchemeType:
-    """Class decorator: add a scheme (and its aliases) to the catalogue."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    for key in (cls.name, *cls.aliases):
-        if key in _REGISTRY or key in _ALIASES:
-            raise ValueError(f"scheme name {key!r} is registered twice")
-    _REGISTRY[cls.name] = cls
-    for alias in cls.aliases:
-        _ALIASES[alias] = cls.name
-    return cls
-
-
-def _lookup(name: str) -> type[Initializer]:
-    key = _ALIASES.get(name, name)
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    names = sorted(set(_REGISTRY) | set(_ALIASES))
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown scheme {name!r}{hint} (initlab.list_schemes() lists all {len(_REGISTRY)})")
-
-
-def _build(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Initializer:
-    cls = _lookup(name)
-    field_names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if len(args) > len(field_names):
-        raise TypeError(
-            f"{cls.name} takes at most {len(field_names)} positional parameters "
-            f"({', '.join(field_names) or 'none'}), got {len(args)}"
-        )
-    merged = dict(zip(field_names, args))
-    for key, value in kwargs.items():
-        if key not in field_names:
-            accepted = ", ".join(field_names) or "no parameters"
-            raise TypeError(f"{cls.name} got an unknown parameter {key!r}; accepted: {accepted}")
-        if key in merged:
-            raise TypeError(f"{cls.name} got parameter {key!r} twice")
-        merged[key] = value
-    return cls(**merged)
-
-
-def _literal(node: ast.expr, text: str) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | type(None)):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        inner = _literal(node.operand, text)
-        if isinstance(inner, int | float) and not isinstance(inner, bool):
-            return -inner if isinstance(node.op, ast.USub) else inner
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Tuple):
-        return tuple(_literal(element, text) for element in node.elts)
-    raise ValueError(
-        f"cannot read value {ast.get_source_segment(text, node)!r} in scheme string {text!r}; "
-        "values are numbers, True/False/None, bare words or quoted strings"
-    )
-
-
-def parse(text: str) -> Initializer:
-    """Build a scheme from its string form, e.g. ``"orthogonal(gain=1.0)"`` or ``"zeros"``."""
-    source = text.strip()
-    try:
-        tree = ast.parse(source, mode="eval").body
-    except SyntaxError as error:
-        raise ValueError(
-            f"malformed scheme string {text!r}: expected NAME or NAME(key=value, ...)"
-        ) from error
-    if isinstance(tree, ast.Name):
-        return _build(tree.id, (), {})
-    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
-        args = [_literal(arg, source) for arg in tree.args]
-        kwargs: dict[str, Any] = {}
-        for keyword in tree.keywords:
-            if keyword.arg is None:
-                raise ValueError(f"malformed scheme string {text!r}: '**' is not accepted")
-            if keyword.arg in kwargs:
-                raise ValueError(f"scheme string {text!r} gives {keyword.arg!r} twice; give each parameter once")
-            kwargs[keyword.arg] = _literal(keyword.value, source)
-        return _build(tree.func.id, args, kwargs)
-    raise ValueError(f"malformed scheme string {text!r}: expected NAME or NAME(key=value, ...)")
-
-
-def get(spec: str | dict[str, Any] | Initializer | Callable[..., Any]) -> Initializer:
-    """A scheme from its string form, a config dict, a scheme class, or a scheme itself.
-
-    >>> get("glorot_uniform")
-    glorot_uniform(gain=1.0)
-    """
-    if isinstance(spec, Initializer):
-        return spec
-    if isinstance(spec, str):
-        return parse(spec)
-    if isinstance(spec, dict):
-        if "name" not in spec:
-            raise ValueError(f"a scheme config needs a 'name' key, got keys {sorted(spec)}")
-        params = dict(spec)
-        return _build(str(params.pop("name")), (), params)
-    if isinstance(spec, type) and issubclass(spec, Initializer):
-        return spec()
-    raise TypeError(
-        f"a scheme is given as a string, a config dict or an Initializer, got {type(spec).__name__}"
-    )
-
-
-def list_schemes() -> list[SchemeInfo]:
-    """The catalogue: one :class:`SchemeInfo` per scheme, in registration order."""
-    rows = []
-    for name, cls in _REGISTRY.items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            SchemeInfo(
-                name=name,
-                aliases=cls.aliases,
-                formula=cls.formula,
-                reference=cls.reference,
-                parameters=tuple(field.name for field in dataclasses.fields(cls)),  # type: ignore[arg-type]
-                summary=doc[0] if doc else "",
-            )
-        )
-    return rows
