@@ -10,7 +10,7 @@
 2. ``fingerprint`` of a GPT-2 small (124M) step-0 checkpoint written as
    safetensors (``GPT2LMHeadModel(GPT2Config())`` when transformers is
    installed, else a GPT-2-shaped model of this file with the same init),
-   read back with ``initlab.doctor.load_tensors``. Target: < 30 s on the
+   read back with ``initlab.diagnosis.load_tensors``. Target: < 30 s on the
    2-core machine. Reference: reading every tensor once in full (a sum over
    each), the least any whole-checkpoint analysis does.
 
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.doctor import doctor, fingerprint, load_tensors
+from initlab.diagnosis import doctor, fingerprint, load_tensors
 
 
 def load() -> str:

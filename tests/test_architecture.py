@@ -24,10 +24,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "theory": frozenset({"schemes", "rng"}),
     "datainit": frozenset({"plan", "theory", "schemes", "rng"}),
     "probe": frozenset({"theory", "schemes", "rng"}),
-    "doctor": frozenset({"probe", "theory", "datainit", "plan", "schemes", "rng"}),
+    "diagnosis": frozenset({"probe", "theory", "datainit", "plan", "schemes", "rng"}),
     "integrations": frozenset({"plan", "schemes", "rng"}),
-    "lab": frozenset({"integrations", "doctor", "probe", "datainit", "theory", "plan", "schemes", "rng", "initlab"}),
-    "cli": frozenset({"lab", "integrations", "doctor", "probe", "datainit", "theory", "plan", "schemes", "rng",
+    "lab": frozenset({"integrations", "diagnosis", "probe", "datainit", "theory", "plan", "schemes", "rng", "initlab"}),
+    "cli": frozenset({"lab", "integrations", "diagnosis", "probe", "datainit", "theory", "plan", "schemes", "rng",
                       "initlab"}),
 }
 # the numba and Triton kernels are written as long flat functions on purpose (one kernel, one body)

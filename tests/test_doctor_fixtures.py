@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from doctor_fixtures import FIXTURES, Fixture
-from initlab.doctor import doctor
+from initlab.diagnosis import doctor
 
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.doctor import doctor
+from initlab.diagnosis import doctor
 from initlab.plan import init_model
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.doctor import Fingerprint, fingerprint
+from initlab.diagnosis import Fingerprint, fingerprint
 from initlab.plan import init_model
 from initlab.schemes import get
 
@@ -230,7 +230,7 @@ def test_std_error_is_the_stated_bound_from_the_sample_size() -> None:
 
 
 def test_ks_pvalue_agrees_with_scipy() -> None:
-    from initlab.doctor.fit import ks_pvalue
+    from initlab.diagnosis.fit import ks_pvalue
 
     for distance, count in ((0.01, 5000), (0.05, 400), (0.2, 30)):
         assert ks_pvalue(distance, count) == pytest.approx(stats.kstwo.sf(distance, count), abs=0.01)

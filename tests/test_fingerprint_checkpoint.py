@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from initlab.cli.main import main
-from initlab.doctor import load_tensors
+from initlab.diagnosis import load_tensors
 from initlab.plan import init_model
 
 

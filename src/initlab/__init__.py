@@ -76,8 +76,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "probe": ("initlab.probe", None),
     "lab": ("initlab.lab", None),
-    "doctor": ("initlab.doctor", None),
-    "fingerprint": ("initlab.doctor", "fingerprint"),
+    "doctor": ("initlab.diagnosis", "doctor"),
+    "fingerprint": ("initlab.diagnosis", "fingerprint"),
 }
 
 # old top-level names -> (module, name) where they live now; each use warns (docs/schemes.md)

@@ -122,7 +122,7 @@ def _batch(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from initlab.doctor import doctor, load_tensors
+    from initlab.diagnosis import doctor, load_tensors
 
     if Path(args.target).suffix.lower() in CHECKPOINT_SUFFIXES:
         if args.plan or args.meta or args.data:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from initlab.doctor import fingerprint, load_tensors
+    from initlab.diagnosis import fingerprint, load_tensors
 
     if args.plan_out is not None:
         out = Path(args.plan_out)

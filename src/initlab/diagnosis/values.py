@@ -29,9 +29,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from initlab.doctor.findings import Finding
-from initlab.doctor.sample import TensorSummary, sample_values
-from initlab.doctor.structure import Layer
+from initlab.diagnosis.findings import Finding
+from initlab.diagnosis.sample import TensorSummary, sample_values
+from initlab.diagnosis.structure import Layer
 
 __all__ = ["HUGE_MAGNITUDE", "value_findings", "rule"]
 

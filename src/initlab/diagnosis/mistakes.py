@@ -4,7 +4,7 @@
   convolution whose std matches a variance-scaling rule only under a fan
   convention that misreads its weight (torch's fan_out of a depthwise conv,
   fan_in without the groups, Keras's depthwise fans); see
-  :mod:`initlab.doctor.explain`.
+  :mod:`initlab.diagnosis.explain`.
 * **Truncation that never binds** (``truncation_never_binds``): a
   ``trunc_normal_`` call in the model's init code whose bounds ``a``, ``b``
   are absolute values (default +-2) lying beyond ``TRUNCATION_LIMIT`` stds of
@@ -41,11 +41,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.doctor.explain import best_match, variance_candidates
-from initlab.doctor.findings import Finding
-from initlab.doctor.sample import TensorSummary
-from initlab.doctor.structure import BlockStack, Layer
-from initlab.doctor.values import rule
+from initlab.diagnosis.explain import best_match, variance_candidates
+from initlab.diagnosis.findings import Finding
+from initlab.diagnosis.sample import TensorSummary
+from initlab.diagnosis.structure import BlockStack, Layer
+from initlab.diagnosis.values import rule
 
 __all__ = [
     "TRUNCATION_LIMIT",

@@ -1,8 +1,8 @@
 """``fingerprint(state_dict)``: the init read back out of a checkpoint, and a plan that regenerates it.
 
-For each floating tensor: the family (:mod:`~initlab.doctor.fit`), its
+For each floating tensor: the family (:mod:`~initlab.diagnosis.fit`), its
 parameters, the KS distance and p-value on a fixed-size sample, and the
-scheme that explains its std (:mod:`~initlab.doctor.explain`): a
+scheme that explains its std (:mod:`~initlab.diagnosis.explain`): a
 variance-scaling rule on the tensor's fans (2-D tensors are read both as
 (out, in) and as (in, out); 1-D biases take the fan_in of the weight beside
 them), or a round constant, possibly depth-scaled with the number of blocks
@@ -28,11 +28,16 @@ from typing import Any
 
 import torch
 
-from initlab.doctor.explain import Candidate, best_match, constant_candidates, variance_candidates
-from initlab.doctor.findings import jsonable
-from initlab.doctor.fit import Fit, fit_values
-from initlab.doctor.planwrite import group_rules, plan_yaml, scheme_of
-from initlab.doctor.sample import SAMPLE_SIZE, sample_values, std_error
+from initlab.diagnosis.explain import (
+    Candidate,
+    best_match,
+    constant_candidates,
+    variance_candidates,
+)
+from initlab.diagnosis.findings import jsonable
+from initlab.diagnosis.fit import Fit, fit_values
+from initlab.diagnosis.planwrite import group_rules, plan_yaml, scheme_of
+from initlab.diagnosis.sample import SAMPLE_SIZE, sample_values, std_error
 from initlab.rng.checks import check_int
 from initlab.schemes.variance import truncated_std_factor
 

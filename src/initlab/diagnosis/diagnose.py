@@ -2,9 +2,9 @@
 
 Order: read the structure (weight layers, block stacks, data flow), summarise
 each parameter's values on a fixed-size sample, then run the value checks
-(:mod:`~initlab.doctor.values`), the scale prediction
-(:mod:`~initlab.doctor.scale`) and the recognised mistakes
-(:mod:`~initlab.doctor.mistakes`). On the meta device only the structural
+(:mod:`~initlab.diagnosis.values`), the scale prediction
+(:mod:`~initlab.diagnosis.scale`) and the recognised mistakes
+(:mod:`~initlab.diagnosis.mistakes`). On the meta device only the structural
 checks run. Nothing is written: the model's values, modes and hooks are as
 before (the probe, with a batch, restores buffers and modes itself).
 """
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
-from initlab.doctor.findings import DoctorReport, Finding, LayerScale, sort_findings
-from initlab.doctor.mistakes import (
+from initlab.diagnosis.findings import DoctorReport, Finding, LayerScale, sort_findings
+from initlab.diagnosis.mistakes import (
     declared_tying_findings,
     fan_convention_findings,
     output_findings,
@@ -28,10 +28,10 @@ from initlab.doctor.mistakes import (
     residual_findings,
     truncation_findings,
 )
-from initlab.doctor.sample import SAMPLE_SIZE, TensorSummary, summarize
-from initlab.doctor.scale import predict_scale
-from initlab.doctor.structure import BlockStack, Layer, block_stacks, weight_layers
-from initlab.doctor.values import value_findings
+from initlab.diagnosis.sample import SAMPLE_SIZE, TensorSummary, summarize
+from initlab.diagnosis.scale import predict_scale
+from initlab.diagnosis.structure import BlockStack, Layer, block_stacks, weight_layers
+from initlab.diagnosis.values import value_findings
 from initlab.plan import analyze, collect_targets
 from initlab.rng.checks import check_int, check_seed
 

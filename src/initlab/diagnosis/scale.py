@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.doctor.findings import Finding, LayerScale
-from initlab.doctor.sample import TensorSummary
-from initlab.doctor.structure import Layer, is_norm
+from initlab.diagnosis.findings import Finding, LayerScale
+from initlab.diagnosis.sample import TensorSummary
+from initlab.diagnosis.structure import Layer, is_norm
 from initlab.schemes.gains import activation_function, gaussian_expectation
 
 __all__ = ["VANISH_RATIO", "EXPLODE_RATIO", "predict_scale"]

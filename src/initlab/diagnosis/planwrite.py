@@ -13,8 +13,8 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 
-from initlab.doctor.fit import Fit
-from initlab.doctor.values import rule
+from initlab.diagnosis.fit import Fit
+from initlab.diagnosis.values import rule
 
 __all__ = ["scheme_of", "group_rules", "plan_yaml", "number"]
 

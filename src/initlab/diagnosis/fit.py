@@ -1,7 +1,7 @@
 """Which distribution drew a tensor: exact patterns first, then the best of normal, uniform and truncated normal.
 
 Order of the tests (each on the whole tensor where it is cheap, else on the
-sample of :mod:`~initlab.doctor.sample`):
+sample of :mod:`~initlab.diagnosis.sample`):
 
 1. constant: every element equal (``zeros``, ``ones``, ``constant``);
 2. identity / dirac: ``gain`` on the diagonal (at the kernel's centre tap), 0 elsewhere;
