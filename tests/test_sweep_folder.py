@@ -4,6 +4,7 @@ write, and ``--resume`` checks every record against the schema and runs failed o
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import pytest
 
 from initlab.cli.main import main
 from initlab.lab.compare import CompareConfig, run_compare
-from initlab.lab.leaderboard import LeaderRow, leaderboard_markdown
+from initlab.lab.leaderboard import LeaderRow, leaderboard_markdown, write_table
 from initlab.lab.store import LOCK, ResultStore, sweep_lock
 from initlab.plan import register_stage
 
@@ -289,6 +290,16 @@ def test_leaderboard_markdown_shows_hostile_init_names_as_text_in_one_cell() -> 
     assert len(cells) == 10  # 8 columns between the outer pipes
     assert "<img" not in lines[2] and "&lt;img" in lines[2]
     assert "\\*bold\\*" in lines[2] and "\\[link\\]" in lines[2] and "\\`code\\`" in lines[2]
+
+
+def test_csv_tables_quote_text_a_spreadsheet_would_run_as_a_formula(tmp_path) -> None:
+    rows = [{"init": "=HYPERLINK(\"http://x\",\"y\")", "score": -0.5},
+            {"init": "@SUM(A1)", "score": float("nan")},
+            {"init": "he_normal", "score": 1.0}]
+    path = write_table(tmp_path / "t.csv", rows, ["init", "score"])
+    read = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert [r["init"] for r in read] == ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(A1)", "he_normal"]
+    assert [r["score"] for r in read] == ["-0.5", "", "1.0"]  # numbers are never quoted
 
 
 # ---------------------------------------------------------------- pool workers and a killed parent

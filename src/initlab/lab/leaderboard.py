@@ -116,14 +116,27 @@ def leaderboard(
     return [LeaderRow(rank=i + 1, **row) for i, row in enumerate(rows)]
 
 
+# a spreadsheet reads a cell that starts with one of these as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell: NaN empty, text that a spreadsheet would run as a formula quoted with ``'``."""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_table(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
-    """Write rows as CSV (NaN as empty cells); returns the path."""
+    """Write rows as CSV (NaN as empty cells, formula-like text quoted); returns the path."""
     path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return path
 
 
