@@ -267,3 +267,71 @@ def test_claims_command_prints_the_table_and_writes_the_report(tmp_path, capsys)
         claims_cmd.run(parser.parse_args(["--quick", "--only", "99x", "--out", str(tmp_path), "--quiet"]))
     with pytest.raises(ValueError, match="--threads must be >= 1"):
         claims_cmd.run(parser.parse_args(["--quick", "--threads", "0", "--out", str(tmp_path), "--quiet"]))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads the process table from /proc")
+def test_killing_initlab_claims_ends_its_worker_processes_within_seconds(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    # full mode: claim 12 ends in a second, he2015 and mup then keep both workers busy for minutes
+    command = [sys.executable, "-m", "initlab.cli.main", "claims", "--only", "12,he2015,mup", "--workers", "2",
+               "--out", str(tmp_path / "run"), "--no-report"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finished = threading.Event()
+
+    def watch_progress() -> None:
+        assert parent.stderr is not None
+        for line in parent.stderr:
+            if line.startswith("finished claim 12"):
+                finished.set()
+
+    threading.Thread(target=watch_progress, daemon=True).start()
+    workers: list[int] = []
+    try:
+        # a claim has finished, so both workers have run their initializer (which starts the watch)
+        assert finished.wait(120), "claim 12 did not finish within 120 s"
+        workers = _children(parent.pid)
+        assert parent.poll() is None and len(workers) >= 2, "the claims run did not start its two workers"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        killed = time.monotonic()
+        while any(_alive(pid) for pid in workers) and time.monotonic() - killed < 5:
+            time.sleep(0.1)
+        survivors = [pid for pid in workers if _alive(pid)]
+        assert survivors == [], f"workers {survivors} outlived the killed claims run by 5 s"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
