@@ -30,9 +30,6 @@ CLAIM_IDS = [str(n) for n in range(1, 18)]
 REPRODUCTION_IDS = ["he2015", "glorot2010", "dlai-circles", "matmul100", "mup", "residual-zero", "saxe2014"]
 # identities and determinism checks: shown, never counted as support
 DEMONSTRATION_IDS = {"2", "9", "12", "matmul100"}
-# phrases that point at material users have never seen instead of the literature
-JARGON = ("seed text", "german answer", "korean answer", "russian wiki", "chinese answer", "spanish answer",
-          "(chinese)", "the answer")
 
 
 def _exact(value: float) -> Measurement:
@@ -51,14 +48,6 @@ def test_every_claim_is_registered_with_hypothesis_references_and_rules() -> Non
             # a tested claim has a primary rule and at least one control that says what the claim predicts there
             assert {"primary", "control"} <= roles, entry.id
             assert all(rule.predicts for rule in entry.rules if rule.role == "control"), entry.id
-
-
-def test_claim_texts_cite_literature_not_unnamed_sources() -> None:
-    for entry in registered_claims():
-        texts = [entry.title, entry.statement, entry.hypothesis, *entry.references]
-        texts += [part for rule in entry.rules for part in (rule.label, rule.predicts, rule.why)]
-        for text in texts:
-            assert not any(phrase in text.lower() for phrase in JARGON), (entry.id, text)
 
 
 def test_claim_ids_accept_padded_and_prefixed_forms() -> None:
