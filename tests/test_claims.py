@@ -15,6 +15,7 @@ from initlab.lab.claims import (
     INVALID,
     NOT_SUPPORTED,
     SUPPORTED,
+    Amendment,
     Measurement,
     Rule,
     _stats,
@@ -129,6 +130,35 @@ def test_results_record_the_preregistered_rules_unchanged() -> None:
     assert result.hypothesis == get_claim("matmul100").hypothesis
 
 
+def test_results_record_every_claims_design_and_amendments() -> None:
+    for entry in registered_claims():
+        registration = entry.preregistration()
+        assert registration["amendments"] == [a.to_dict() for a in entry.amendments], entry.id
+    amended = get_claim("residual-zero")
+    result = run_one("12", quick=True, seed=0, figure_dir=None)
+    assert result.design == get_claim("12").design and result.amendments == []
+    # a design hinging on a setting states its principle, and a post-hoc change is on record
+    assert "Fixup reference implementation" in amended.design and len(amended.amendments) >= 2
+    assert "after runs had been seen" in amended.amendments[0].reason
+
+
+def test_amendments_need_a_date_a_change_and_a_reason_oldest_first() -> None:
+    first = Amendment("2026-01-02", "lr 0.1 -> 0.05", "diverged")
+    with pytest.raises(ValueError, match="date is YYYY-MM-DD"):
+        Amendment("2 Jan 2026", "x", "y")
+    with pytest.raises(ValueError, match="non-empty reason"):
+        Amendment("2026-01-02", "x", " ")
+    with pytest.raises(ValueError, match="oldest first"):
+        base.claim("x-amended", title="t", statement="s", references=("r",), hypothesis="h",
+                   rules=(Rule("k", "x", ">", 1.0), Rule("c", "y", "<", 1.0, role="control", predicts="p")),
+                   order=999, amendments=(first, Amendment("2025-12-31", "x", "y")))
+    with pytest.raises(TypeError, match="Amendment records"):
+        base.claim("x-amended", title="t", statement="s", references=("r",), hypothesis="h",
+                   rules=(Rule("k", "x", ">", 1.0), Rule("c", "y", "<", 1.0, role="control", predicts="p")),
+                   order=999, amendments=({"date": "2026-01-02"},))  # type: ignore[arg-type]
+    assert "x-amended" not in base._REGISTRY
+
+
 def test_hundred_matmuls_overflow_near_product_28_and_vanish_with_001() -> None:
     rows = {row["key"]: row for row in run_one("matmul100", quick=True, seed=0, figure_dir=None).rules}
     assert 24 <= rows["overflow"]["measured"]["value"] <= 32
@@ -229,14 +259,28 @@ def test_the_runner_restores_threads_and_determinism_afterwards() -> None:
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
 
-def test_verdicts_do_not_depend_on_the_thread_count() -> None:
-    subset = ["2", "9", "glorot2010"]  # a training claim, a demonstration and a tested reproduction
-    one = run_claims(subset, quick=True, threads=1)
-    two = run_claims(subset, quick=True, threads=2)
-    assert [r.verdict for r in one.results] == [r.verdict for r in two.results]
+# one claim of each kind whose verdict could depend on the machine: exact float symmetry with order-fixed sums
+# (1), mean-field correlations through wide float64 layers (16), full-batch training to a memorised optimum
+# (17), per-layer statistics from initlab.probe (glorot2010). Every claim on 1 and on 2 threads takes about
+# 160 CPU-seconds, beyond the claims' share of the test suite; benchmarks/bench_claims.py --compare-threads
+# checks them all (docs/bench/claims.md).
+REPRESENTATIVE = ["1", "16", "17", "glorot2010"]
+
+
+def test_quick_verdicts_reproduce_the_committed_run_on_one_and_two_threads() -> None:
+    from pathlib import Path
+
+    committed = json.loads((Path(__file__).resolve().parent.parent / "docs/claims/results-quick.json")
+                           .read_text(encoding="utf-8"))
+    expected = {item["id"]: item for item in committed["claims"] if item["id"] in REPRESENTATIVE}
+    one = run_claims(REPRESENTATIVE, quick=True, threads=1)
+    two = run_claims(REPRESENTATIVE, quick=True, threads=2)
     for first, second in zip(one.results, two.results):
-        for a, b in zip(first.rules, second.rules):
-            assert b["status"] == a["status"], (first.id, a["key"])
+        item = expected[first.id]
+        assert first.verdict == second.verdict == item["verdict"], first.id
+        for a, b, c in zip(first.rules, second.rules, item["rules"]):
+            assert a["status"] == b["status"] == c["status"], (first.id, a["key"])
+            # the same machine and two thread counts: the same numbers up to the BLAS's rounding
             assert b["measured"]["value"] == pytest.approx(a["measured"]["value"], rel=1e-3, abs=1e-9)
 
 

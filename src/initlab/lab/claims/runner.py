@@ -182,7 +182,8 @@ def _run_one(claim_id: str, *, quick: bool, seed: int, figure_dir: Path | None,
     cpu_started = time.process_time()
     common: dict[str, Any] = {
         "id": entry.id, "title": entry.title, "statement": entry.statement, "references": list(entry.references),
-        "group": entry.group, "hypothesis": entry.hypothesis, "quick": quick,
+        "group": entry.group, "hypothesis": entry.hypothesis, "quick": quick, "design": entry.design,
+        "amendments": [amendment.to_dict() for amendment in entry.amendments],
     }
     try:
         outcome = entry.run(context)
