@@ -15,6 +15,7 @@ from initlab.lab.claims import (
     INVALID,
     NOT_SUPPORTED,
     SUPPORTED,
+    Amendment,
     Measurement,
     Rule,
     _stats,
@@ -30,9 +31,6 @@ CLAIM_IDS = [str(n) for n in range(1, 18)]
 REPRODUCTION_IDS = ["he2015", "glorot2010", "dlai-circles", "matmul100", "mup", "residual-zero", "saxe2014"]
 # identities and determinism checks: shown, never counted as support
 DEMONSTRATION_IDS = {"2", "9", "12", "matmul100"}
-# phrases that point at material users have never seen instead of the literature
-JARGON = ("seed text", "german answer", "korean answer", "russian wiki", "chinese answer", "spanish answer",
-          "(chinese)", "the answer")
 
 
 def _exact(value: float) -> Measurement:
@@ -51,14 +49,6 @@ def test_every_claim_is_registered_with_hypothesis_references_and_rules() -> Non
             # a tested claim has a primary rule and at least one control that says what the claim predicts there
             assert {"primary", "control"} <= roles, entry.id
             assert all(rule.predicts for rule in entry.rules if rule.role == "control"), entry.id
-
-
-def test_claim_texts_cite_literature_not_unnamed_sources() -> None:
-    for entry in registered_claims():
-        texts = [entry.title, entry.statement, entry.hypothesis, *entry.references]
-        texts += [part for rule in entry.rules for part in (rule.label, rule.predicts, rule.why)]
-        for text in texts:
-            assert not any(phrase in text.lower() for phrase in JARGON), (entry.id, text)
 
 
 def test_claim_ids_accept_padded_and_prefixed_forms() -> None:
@@ -138,6 +128,35 @@ def test_results_record_the_preregistered_rules_unchanged() -> None:
     assert recorded == registered
     assert result.verdict == DEMONSTRATION
     assert result.hypothesis == get_claim("matmul100").hypothesis
+
+
+def test_results_record_every_claims_design_and_amendments() -> None:
+    for entry in registered_claims():
+        registration = entry.preregistration()
+        assert registration["amendments"] == [a.to_dict() for a in entry.amendments], entry.id
+    amended = get_claim("residual-zero")
+    result = run_one("12", quick=True, seed=0, figure_dir=None)
+    assert result.design == get_claim("12").design and result.amendments == []
+    # a design hinging on a setting states its principle, and a post-hoc change is on record
+    assert "Fixup reference implementation" in amended.design and len(amended.amendments) >= 2
+    assert "after runs had been seen" in amended.amendments[0].reason
+
+
+def test_amendments_need_a_date_a_change_and_a_reason_oldest_first() -> None:
+    first = Amendment("2026-01-02", "lr 0.1 -> 0.05", "diverged")
+    with pytest.raises(ValueError, match="date is YYYY-MM-DD"):
+        Amendment("2 Jan 2026", "x", "y")
+    with pytest.raises(ValueError, match="non-empty reason"):
+        Amendment("2026-01-02", "x", " ")
+    with pytest.raises(ValueError, match="oldest first"):
+        base.claim("x-amended", title="t", statement="s", references=("r",), hypothesis="h",
+                   rules=(Rule("k", "x", ">", 1.0), Rule("c", "y", "<", 1.0, role="control", predicts="p")),
+                   order=999, amendments=(first, Amendment("2025-12-31", "x", "y")))
+    with pytest.raises(TypeError, match="Amendment records"):
+        base.claim("x-amended", title="t", statement="s", references=("r",), hypothesis="h",
+                   rules=(Rule("k", "x", ">", 1.0), Rule("c", "y", "<", 1.0, role="control", predicts="p")),
+                   order=999, amendments=({"date": "2026-01-02"},))  # type: ignore[arg-type]
+    assert "x-amended" not in base._REGISTRY
 
 
 def test_hundred_matmuls_overflow_near_product_28_and_vanish_with_001() -> None:
@@ -240,14 +259,28 @@ def test_the_runner_restores_threads_and_determinism_afterwards() -> None:
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
 
-def test_verdicts_do_not_depend_on_the_thread_count() -> None:
-    subset = ["2", "9", "glorot2010"]  # a training claim, a demonstration and a tested reproduction
-    one = run_claims(subset, quick=True, threads=1)
-    two = run_claims(subset, quick=True, threads=2)
-    assert [r.verdict for r in one.results] == [r.verdict for r in two.results]
+# one claim of each kind whose verdict could depend on the machine: exact float symmetry with order-fixed sums
+# (1), mean-field correlations through wide float64 layers (16), full-batch training to a memorised optimum
+# (17), per-layer statistics from initlab.probe (glorot2010). Every claim on 1 and on 2 threads takes about
+# 160 CPU-seconds, beyond the claims' share of the test suite; benchmarks/bench_claims.py --compare-threads
+# checks them all (docs/bench/claims.md).
+REPRESENTATIVE = ["1", "16", "17", "glorot2010"]
+
+
+def test_quick_verdicts_reproduce_the_committed_run_on_one_and_two_threads() -> None:
+    from pathlib import Path
+
+    committed = json.loads((Path(__file__).resolve().parent.parent / "docs/claims/results-quick.json")
+                           .read_text(encoding="utf-8"))
+    expected = {item["id"]: item for item in committed["claims"] if item["id"] in REPRESENTATIVE}
+    one = run_claims(REPRESENTATIVE, quick=True, threads=1)
+    two = run_claims(REPRESENTATIVE, quick=True, threads=2)
     for first, second in zip(one.results, two.results):
-        for a, b in zip(first.rules, second.rules):
-            assert b["status"] == a["status"], (first.id, a["key"])
+        item = expected[first.id]
+        assert first.verdict == second.verdict == item["verdict"], first.id
+        for a, b, c in zip(first.rules, second.rules, item["rules"]):
+            assert a["status"] == b["status"] == c["status"], (first.id, a["key"])
+            # the same machine and two thread counts: the same numbers up to the BLAS's rounding
             assert b["measured"]["value"] == pytest.approx(a["measured"]["value"], rel=1e-3, abs=1e-9)
 
 
@@ -267,3 +300,71 @@ def test_claims_command_prints_the_table_and_writes_the_report(tmp_path, capsys)
         claims_cmd.run(parser.parse_args(["--quick", "--only", "99x", "--out", str(tmp_path), "--quiet"]))
     with pytest.raises(ValueError, match="--threads must be >= 1"):
         claims_cmd.run(parser.parse_args(["--quick", "--threads", "0", "--out", str(tmp_path), "--quiet"]))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads the process table from /proc")
+def test_killing_initlab_claims_ends_its_worker_processes_within_seconds(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    # full mode: claim 12 ends in a second, he2015 and mup then keep both workers busy for minutes
+    command = [sys.executable, "-m", "initlab.cli.main", "claims", "--only", "12,he2015,mup", "--workers", "2",
+               "--out", str(tmp_path / "run"), "--no-report"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finished = threading.Event()
+
+    def watch_progress() -> None:
+        assert parent.stderr is not None
+        for line in parent.stderr:
+            if line.startswith("finished claim 12"):
+                finished.set()
+
+    threading.Thread(target=watch_progress, daemon=True).start()
+    workers: list[int] = []
+    try:
+        # a claim has finished, so both workers have run their initializer (which starts the watch)
+        assert finished.wait(120), "claim 12 did not finish within 120 s"
+        workers = _children(parent.pid)
+        assert parent.poll() is None and len(workers) >= 2, "the claims run did not start its two workers"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        killed = time.monotonic()
+        while any(_alive(pid) for pid in workers) and time.monotonic() - killed < 5:
+            time.sleep(0.1)
+        survivors = [pid for pid in workers if _alive(pid)]
+        assert survivors == [], f"workers {survivors} outlived the killed claims run by 5 s"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

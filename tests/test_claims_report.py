@@ -21,7 +21,8 @@ def _item() -> dict:
     return {"id": "1' onmouseover='x", "title": EVIL, "statement": EVIL, "references": [EVIL], "group": "claim",
             "hypothesis": f"hyp {EVIL}", "verdict": f"supported{EVIL}", "measurement": EVIL, "rules": [rule],
             "figures": [f"figures/{EVIL}.png"], "tables": {EVIL: [{EVIL: EVIL}]}, "notes": EVIL,
-            "reference": EVIL, "setting": EVIL, "seeds": EVIL, "seconds": 1.0, "error": EVIL}
+            "reference": EVIL, "setting": EVIL, "seeds": EVIL, "seconds": 1.0, "error": EVIL, "design": EVIL,
+            "amendments": [{"date": EVIL, "change": EVIL, "reason": EVIL}]}
 
 
 def test_every_value_from_results_json_is_escaped_in_the_claim_html() -> None:
@@ -36,8 +37,11 @@ def test_a_claim_section_shows_hypothesis_rule_interval_control_and_verdict() ->
     item = copy.deepcopy(_item())
     item.update(id="7", title="t", verdict="supported", hypothesis="the hypothesis")
     page = claims_html.claim_section(item, lambda name: "")
+    item.update(design="the stated principle", amendments=[{"date": "2026-12-02", "change": "lr 0.01 -> 0.05",
+                                                             "reason": "after runs had been seen"}])
+    page = claims_html.claim_section(item, lambda name: "")
     for text in ("the hypothesis", "0.5 [0.4, 0.6]", "&gt; 0.1", "control", "opposite", "pass when",
-                 "data-verdict='supported'"):
+                 "data-verdict='supported'", "the stated principle", "2026-12-02: lr 0.01 -&gt; 0.05"):
         assert text in page, text
 
 

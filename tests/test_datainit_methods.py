@@ -109,6 +109,30 @@ def test_layerwise_pretraining_handles_convolutions() -> None:
     assert row.status == "trained" and row.loss_end < row.loss_start
 
 
+def test_layerwise_pretraining_is_a_function_of_its_seed_and_leaves_the_global_generator_alone() -> None:
+    import copy
+
+    torch.manual_seed(0)
+    start = nn.Sequential(nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    data = torch.randn(200, 4) @ torch.randn(4, 12)
+
+    def pretrained(seed: int, global_state: int) -> list[torch.Tensor]:
+        torch.manual_seed(global_state)  # whatever ran before in the process
+        torch.randn(global_state + 1)
+        model = copy.deepcopy(start)
+        before = torch.get_rng_state()
+        layerwise_pretrain(model, data, steps=20, lr=0.01, batch_size=32, noise=0.1, seed=seed)
+        assert torch.equal(torch.get_rng_state(), before), "the call drew from torch's global generator"
+        return [p.detach().clone() for p in model.parameters()]
+
+    first, again = pretrained(3, 1), pretrained(3, 2)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    other = pretrained(4, 1)
+    assert not torch.equal(first[0], other[0])  # the seed does reach the result
+    with pytest.raises(ValueError, match="layerwise_pretrain: seed must be in"):
+        layerwise_pretrain(copy.deepcopy(start), data, steps=1, seed=-1)
+
+
 def _one_step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
     params = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters()}
     loss = nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)

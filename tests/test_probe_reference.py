@@ -1,4 +1,13 @@
-"""The reference behaviours of the seed texts, reproduced by ``initlab.audit`` with tolerances."""
+"""Textbook behaviours of random layers, reproduced by ``initlab.audit`` with tolerances derived from the width.
+
+Small random tanh layers shrink the signal until it vanishes and LeCun's
+1/fan_in keeps tanh near its variance (LeCun et al. 1998, 'Efficient
+BackProp'; Glorot & Bengio 2010); He init keeps ReLU layers flat (He et al.
+2015, sec. 2.2); a chain of randn matmuls overflows float32 near product 28,
+one of randn * 0.01 underflows to zero and 1/sqrt(fan_in) keeps std near 1
+(Dellinger 2019); a constant init leaves every hidden unit in one symmetry
+group (Rumelhart, Hinton & Williams 1986).
+"""
 
 from __future__ import annotations
 

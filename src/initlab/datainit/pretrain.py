@@ -13,6 +13,11 @@ follows the layer in the model (identity if none is found). Each layer gets
 ``steps`` Adam steps on minibatches of ``data``; the output layer is left to
 supervised training unless ``include_last``. ConvTranspose and attention
 layers are skipped. On an exception every layer is restored.
+
+The result is a function of (model, data, options, ``seed``): minibatches
+and noise come from a generator seeded with ``seed``, each decoder's init
+from a stream derived from ``seed`` and the layer's name; torch's global
+generator is neither read nor advanced.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from initlab.datainit._common import (
     select,
     snapshot,
 )
-from initlab.rng.checks import check_int, check_number
+from initlab.rng import derive_generator
+from initlab.rng.checks import check_int, check_number, check_seed
 from initlab.rng.deprecation import renamed_keywords
 from initlab.schemes.gains import resolve_activation
 
@@ -89,21 +95,40 @@ def _is_activation(module: nn.Module) -> bool:
     return name is not None
 
 
-def _decoder(layer: Any) -> nn.Module:
+def _decoder(layer: Any, generator: torch.Generator) -> nn.Module:
+    """The layer's decoder (Linear out -> in, or the matching transposed convolution), drawn from ``generator``.
+
+    Weight and bias are U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the decoder's
+    fan-in, the distribution torch's own ``reset_parameters`` gives these
+    layers (``kaiming_uniform_(a=sqrt(5))``, torch 2.13.0,
+    torch/nn/modules/linear.py and conv.py), drawn from ``generator`` instead
+    of torch's global generator.
+    """
+    decoder: nn.Module
     if isinstance(layer, nn.Linear):
-        return nn.Linear(layer.out_features, layer.in_features)
-    transposed: Any = {nn.Conv1d: nn.ConvTranspose1d, nn.Conv2d: nn.ConvTranspose2d, nn.Conv3d: nn.ConvTranspose3d}[type(layer)]
-    if isinstance(layer.padding, str):
-        raise ValueError(f"layerwise_pretrain: convolutions with padding={layer.padding!r} are not supported; use numbers")
-    return transposed(
-        layer.out_channels,
-        layer.in_channels,
-        layer.kernel_size,
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        groups=layer.groups,
-    )
+        decoder = torch.nn.utils.skip_init(nn.Linear, layer.out_features, layer.in_features)
+    else:
+        transposed: Any = {nn.Conv1d: nn.ConvTranspose1d, nn.Conv2d: nn.ConvTranspose2d,
+                           nn.Conv3d: nn.ConvTranspose3d}[type(layer)]
+        if isinstance(layer.padding, str):
+            raise ValueError(f"layerwise_pretrain: convolutions with padding={layer.padding!r} are not supported; use numbers")
+        decoder = torch.nn.utils.skip_init(
+            transposed,
+            layer.out_channels,
+            layer.in_channels,
+            layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+        )
+    parameters: list[torch.Tensor] = [decoder.weight, decoder.bias]  # type: ignore[list-item]
+    shape = parameters[0].shape
+    bound = 1.0 / math.sqrt(shape[1] * math.prod(shape[2:]))
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.copy_(torch.empty(parameter.shape).uniform_(-bound, bound, generator=generator))
+    return decoder
 
 
 def _layer_inputs(model: nn.Module, data: Any, layer: nn.Module, samples: int) -> torch.Tensor | None:
@@ -147,8 +172,12 @@ def layerwise_pretrain(
 
     ``batch``: the model's inputs (a tensor, or tuple/dict of tensors), all
     the samples to train on along dim 0; ``steps`` Adam steps of learning rate ``lr`` per
-    layer (the budget), minibatches of ``batch_size`` drawn with ``seed``.
+    layer (the budget), minibatches of ``batch_size`` and the noise drawn with
+    ``seed``, each decoder's init from ``seed`` and the layer's name. Torch's
+    global generator is left as it was: the same ``seed`` gives the same
+    weights whatever ran before.
     """
+    seed = check_seed(seed, "layerwise_pretrain: seed")
     check_int("layerwise_pretrain: steps", steps, minimum=0)
     check_int("layerwise_pretrain: batch_size", batch_size, minimum=1)
     check_number("layerwise_pretrain: lr", lr, minimum=0)
@@ -180,7 +209,9 @@ def layerwise_pretrain(
                     if inputs is None:
                         rows.append(PretrainRow(name, kind, label, 0, math.nan, math.nan, "not_called"))
                         continue
-                    first, final = _train_autoencoder(layer, activation, inputs, steps, lr, batch_size, noise, generator)
+                    decoder = _decoder(layer, derive_generator(seed, f"layerwise_pretrain/decoder/{name}"))
+                    first, final = _train_autoencoder(layer, activation, decoder, inputs, steps, lr, batch_size,
+                                                      noise, generator)
                     rows.append(PretrainRow(name, kind, label, steps, first, final, "trained"))
     except BaseException:
         restore(saved)
@@ -203,6 +234,7 @@ def _called(model: nn.Module, batch: Any, layers: list[tuple[str, nn.Module]]) -
 def _train_autoencoder(
     layer: nn.Module,
     activation: nn.Module | None,
+    decoder: nn.Module,
     inputs: torch.Tensor,
     steps: int,
     lr: float,
@@ -210,7 +242,7 @@ def _train_autoencoder(
     noise: float,
     generator: torch.Generator,
 ) -> tuple[float, float]:
-    decoder = _decoder(layer).to(device=inputs.device, dtype=inputs.dtype)
+    decoder = decoder.to(device=inputs.device, dtype=inputs.dtype)
     parameters = [p for p in layer.parameters() if p.requires_grad] + list(decoder.parameters())
     optimizer = torch.optim.Adam(parameters, lr=lr)
     count = inputs.shape[0]

@@ -5,10 +5,11 @@ result a list of plain record dicts, so every executor ships the same
 picklable values. Each executor yields results as tasks finish, which lets
 the caller store every finished run at once.
 
-Workers of the local pool watch their parent: each runs a daemon thread
-that checks every :data:`PARENT_POLL_SECONDS` whether the process that
-started the pool is still its parent, and ends the worker at once when it
-is not (the parent was killed, even by SIGKILL, which no handler sees). A
+Workers of the local pool watch their parent (:func:`watch_parent`, also
+the initializer of the ``initlab claims`` workers): each runs a daemon
+thread that checks every :data:`PARENT_POLL_SECONDS` whether the process
+that started the pool is still its parent, and ends the worker at once when
+it is not (the parent was killed, even by SIGKILL, which no handler sees). A
 worker that dies under the pool (killed for memory, a crash in native code)
 ends the sweep with :class:`WorkerLost`; every run stored before stays.
 """
@@ -23,7 +24,8 @@ from typing import Any
 
 from initlab.rng.checks import check_int
 
-__all__ = ["EXECUTORS", "execute", "default_workers", "check_executor", "WorkerLost", "PARENT_POLL_SECONDS"]
+__all__ = ["EXECUTORS", "execute", "default_workers", "check_executor", "WorkerLost", "PARENT_POLL_SECONDS",
+           "watch_parent"]
 
 # how often a pool worker checks that its parent is alive; it outlives a killed parent by at most this
 PARENT_POLL_SECONDS = 0.5
@@ -53,9 +55,19 @@ def _exit_when_orphaned(parent: int) -> None:
         time.sleep(PARENT_POLL_SECONDS)
 
 
+def watch_parent(parent: int) -> None:
+    """End this process within :data:`PARENT_POLL_SECONDS` once ``parent`` is no longer its parent.
+
+    For the initializer of a worker pool (``initargs=(os.getpid(),)``): a
+    daemon thread polls ``os.getppid()``, so a worker whose parent was
+    killed (even by SIGKILL) exits instead of running on unread.
+    """
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="initlab-parent-watch", daemon=True).start()
+
+
 def _worker_setup(threads: int, parent: int) -> None:
     # runs only in pool workers we started: share the cores instead of each worker taking all of them
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="initlab-parent-watch", daemon=True).start()
+    watch_parent(parent)
     import torch
 
     torch.set_num_threads(max(1, threads))

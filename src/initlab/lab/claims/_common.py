@@ -96,12 +96,13 @@ def train_arms(
 
     Seed ``s`` gives each arm the split of ``load_dataset(data, seed=s)`` (or
     ``splits[i]`` for the i-th seed when given), the minibatch order of seed
-    ``s`` and the init drawn with seed ``s``. Whatever draws from torch's
-    global generator (dropout masks, a module's default init before the plan
-    overwrites it, an init stage's helpers) runs under a generator seeded from
-    the seeds, restored afterwards: the result does not depend on what ran
-    before in the process. ``train_options`` go to
-    :func:`initlab.lab.batched.train_stacked`.
+    ``s`` and the init drawn with seed ``s``. The seed-batched trainer draws
+    dropout masks from torch's global generator (one ``vmap`` over every
+    model), so training runs under a global generator seeded from the seeds
+    and restored afterwards: the result does not depend on what ran before in
+    the process. Everything else is seeded explicitly (the inits, and
+    :func:`initlab.datainit.layerwise_pretrain` through its ``seed``).
+    ``train_options`` go to :func:`initlab.lab.batched.train_stacked`.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(int(seeds[0]) if seeds else 0, f"claims/{len(seeds)}/{len(arms)}"))

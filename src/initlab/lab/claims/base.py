@@ -5,6 +5,11 @@ a hypothesis that an experiment can refute. Everything that decides its
 verdict is declared where the claim is registered, before anything runs:
 
 * the **hypothesis**, in plain words;
+* its **design**: the stated principle that fixes the settings a verdict
+  could hinge on (a learning rate, a step budget), where there is one;
+* its **amendments**: every change of its design made after results had
+  been seen, with the date and the reason -- the record a pre-registration
+  keeps, listed in docs/claims.md;
 * its **rules**: each names a measurement, the side of a threshold the
   claim predicts, and a role:
 
@@ -54,6 +59,7 @@ __all__ = [
     "ROLES",
     "Measurement",
     "Rule",
+    "Amendment",
     "Outcome",
     "Claim",
     "ClaimResult",
@@ -219,6 +225,32 @@ class Rule:
         }
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A change of a claim's design made after results had been seen: the date (``YYYY-MM-DD``), what, why.
+
+    A pre-registration keeps these: a claim's verdict can only be read with
+    the changes that were made once its numbers were known.
+    """
+
+    date: str
+    change: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.date, str) or not _DATE.match(self.date):
+            raise ValueError(f"an amendment's date is YYYY-MM-DD, got {self.date!r}")
+        for name in ("change", "reason"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"an amendment needs a non-empty {name}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"date": self.date, "change": self.change, "reason": self.reason}
+
+
 def decide(statuses: Sequence[tuple[Role, str]]) -> str:
     """The verdict from (role, status) pairs of a claim's rules (see the module docstring)."""
     primary = [s for role, s in statuses if role == "primary"]
@@ -270,14 +302,18 @@ class Claim:
     rules: tuple[Rule, ...]
     run: Callable[[Context], Outcome]
     order: int
+    design: str = ""
+    amendments: tuple[Amendment, ...] = ()
 
     @property
     def demonstration_only(self) -> bool:
         return all(rule.role == "demonstration" for rule in self.rules)
 
     def preregistration(self) -> dict[str, Any]:
-        """The hypothesis and decision rules as fixed in code (what results.json records before the numbers)."""
-        return {"hypothesis": self.hypothesis, "rules": [rule.to_dict() for rule in self.rules]}
+        """Hypothesis, design, decision rules and amendments as fixed in code (recorded beside the numbers)."""
+        return {"hypothesis": self.hypothesis, "design": self.design,
+                "rules": [rule.to_dict() for rule in self.rules],
+                "amendments": [amendment.to_dict() for amendment in self.amendments]}
 
 
 @dataclass
@@ -303,6 +339,8 @@ class ClaimResult:
     quick: bool
     error: str = ""
     cpu_seconds: float = 0.0
+    design: str = ""
+    amendments: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def headline(self) -> dict[str, Any] | None:
@@ -327,7 +365,7 @@ class ClaimResult:
         defaults: dict[str, Any] = {
             "title": "", "statement": "", "references": [], "group": "claim", "hypothesis": "", "measurement": "",
             "rules": [], "figures": [], "tables": {}, "notes": "", "reference": "", "setting": "", "seeds": 0,
-            "seconds": 0.0, "quick": False,
+            "seconds": 0.0, "quick": False, "design": "", "amendments": [],
         }
         for key, default in defaults.items():
             values.setdefault(key, default)
@@ -412,8 +450,15 @@ def claim(
     rules: Sequence[Rule],
     group: str = "claim",
     order: int,
+    design: str = "",
+    amendments: Sequence[Amendment] = (),
 ) -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
-    """Decorator: register an experiment with its hypothesis and decision rules under a stable id."""
+    """Decorator: register an experiment with its hypothesis, decision rules, design and amendments under a stable id.
+
+    ``design`` states the principle that fixes settings a verdict could hinge
+    on; ``amendments`` lists every change of the design made after results
+    had been seen (oldest first).
+    """
     if not _ID_PATTERN.match(claim_id):
         raise ValueError(f"claim id must be lower-case letters, digits and '-', got {claim_id!r}")
     if group not in GROUPS:
@@ -426,12 +471,17 @@ def claim(
     tested = any(rule.role == "primary" for rule in rules)
     if tested and not any(rule.role == "control" for rule in rules):
         raise ValueError(f"claim {claim_id!r}: a tested claim needs at least one control rule")
+    if not all(isinstance(amendment, Amendment) for amendment in amendments):
+        raise TypeError(f"claim {claim_id!r}: amendments must be Amendment records")
+    dates = [amendment.date for amendment in amendments]
+    if dates != sorted(dates):
+        raise ValueError(f"claim {claim_id!r}: amendments are listed oldest first, got dates {dates}")
 
     def register(function: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
         if claim_id in _REGISTRY:
             raise ValueError(f"claim id {claim_id!r} is registered twice")
         _REGISTRY[claim_id] = Claim(claim_id, title, statement, tuple(references), group, hypothesis,
-                                    tuple(rules), function, order)
+                                    tuple(rules), function, order, design, tuple(amendments))
         return function
 
     return register

@@ -60,6 +60,14 @@ Each claim declares, in code and before it runs, its **hypothesis** and its
   matmul100, the exact symmetry of claim 1, ...). They cannot refute a claim
   and are never counted as support.
 
+Where a verdict could hinge on a setting (a learning rate, a step budget),
+the claim also states its **design**: the principle that fixes the setting
+(the reference implementation's optimiser, a budget derived from a
+convergence criterion), not a value chosen to make the claim pass. Every
+change of a claim's design made after results had been seen is kept in its
+registration with the date and the reason, and listed under
+[Protocol amendments](#protocol-amendments).
+
 Training claims run 10 seeds (5 in quick mode); each seed draws its own
 init, minibatch order and train/test split, and arms of one seed share them
 (paired). A reported number is a statistic over seeds with a 95 % percentile
@@ -175,6 +183,7 @@ def _claim(item: dict[str, Any], quick: dict[str, Any] | None) -> list[str]:
         "",
         f"*Hypothesis (fixed before the run).* {_cell(item.get('hypothesis', ''))}",
         "",
+        *_design(item),
         f"*Experiment (full mode).* {_cell(item.get('measurement', ''))} ({_cell(item.get('setting', ''))}; "
         f"{float(item.get('seconds', 0.0) or 0.0):.1f} s).",
         "",
@@ -201,6 +210,40 @@ def _claim(item: dict[str, Any], quick: dict[str, Any] | None) -> list[str]:
     if item.get("error"):
         lines += [f"*Error:* `{_cell(str(item['error']).splitlines()[0])}`", ""]
     return lines
+
+
+def _amendments(item: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = item.get("amendments", [])
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def _design(item: dict[str, Any]) -> list[str]:
+    lines = []
+    if item.get("design"):
+        lines += [f"*Design (fixed before the run).* {_cell(item['design'])}", ""]
+    count = len(_amendments(item))
+    if count:
+        lines += [f"*Amended after results had been seen:* {count} change{'s' if count != 1 else ''}, listed "
+                  "under [Protocol amendments](#protocol-amendments).", ""]
+    return lines
+
+
+def _protocol_amendments(full: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Protocol amendments", "",
+        "Every change of a claim's design made after results had been seen, oldest first for each claim, "
+        "from the claims' registrations (`amendments=` where each claim is registered; `results.json` records "
+        "them beside the numbers). A verdict is read together with the changes made once its numbers were "
+        "known.", "",
+    ]
+    rows = [(item, row) for item in full.get("claims", []) if isinstance(item, dict) for row in _amendments(item)]
+    if not rows:
+        return lines + ["* none", ""]
+    lines += ["| claim | date | change | reason |", "|---|---|---|---|"]
+    for item, row in rows:
+        lines.append(f"| {_cell(item.get('id'))} | {_cell(row.get('date', ''))} | {_cell(row.get('change', ''))} | "
+                     f"{_cell(row.get('reason', ''))} |")
+    return lines + [""]
 
 
 def _not_supported(full: dict[str, Any]) -> list[str]:
@@ -233,6 +276,7 @@ def render(full: dict[str, Any], quick: dict[str, Any] | None = None) -> str:
             lines += [f"## {title}", ""]
             for item in items:
                 lines += _claim(item, quick_items.get(str(item.get("id"))))
+    lines += _protocol_amendments(full)
     lines += ["## Where a claim is not supported, inconclusive or invalid (full run)", ""]
     lines += _not_supported(full)
     return "\n".join(lines).rstrip() + "\n"

@@ -55,7 +55,10 @@ def intro() -> str:
         "runs: <i>primary</i> rules (what the claim predicts), <i>controls</i> (the same experiment where the claim "
         "predicts the opposite, or where a rival explanation would show) and <i>demonstrations</i> (identities and "
         "determinism checks, never counted as support). Measurements over seeds carry a 95&nbsp;% bootstrap "
-        "interval, and a rule passes only when the whole interval lies on the predicted side of its threshold.</p>"
+        "interval, and a rule passes only when the whole interval lies on the predicted side of its threshold. "
+        "Where a verdict could hinge on a setting (a learning rate, a step budget) the claim states the "
+        "<i>design</i> principle that fixes it, and every change of a design made after results had been seen "
+        "is listed with its date and reason.</p>"
         "<p>Verdicts: <i>supported</i> (every primary rule and control passed), <i>not supported</i> (a primary "
         "rule failed), <i>inconclusive</i> (an interval contains its threshold), <i>invalid</i> (a control or a "
         "set-up check failed: the experiment cannot tell the claim from its alternative), <i>demonstration</i> "
@@ -159,6 +162,20 @@ def _rows_table(rows: Any) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _design(item: dict[str, Any]) -> list[str]:
+    """The design principle and the amendments made after results had been seen, as paragraphs and a list."""
+    parts = []
+    if item.get("design"):
+        parts.append(f"<p><b>Design (fixed before the run).</b> {escape(item['design'])}</p>")
+    amendments = item.get("amendments", [])
+    rows = [row for row in amendments if isinstance(row, dict)] if isinstance(amendments, list) else []
+    if rows:
+        parts.append("<p class='meta'>Amendments made after results had been seen:</p><ul class='amendments'>"
+                     + "".join(f"<li>{escape(row.get('date', ''))}: {escape(row.get('change', ''))} "
+                               f"({escape(row.get('reason', ''))})</li>" for row in rows) + "</ul>")
+    return parts
+
+
 def claim_section(item: dict[str, Any], embed_figure: Callable[[str], str]) -> str:
     """One claim: statement, references, hypothesis, the rules with intervals and status, notes, figures.
 
@@ -176,6 +193,7 @@ def claim_section(item: dict[str, Any], embed_figure: Callable[[str], str]) -> s
         f"<p><b>Claim.</b> {escape(item.get('statement', ''))}</p>",
         "<p class='meta'>References: " + "; ".join(escape(ref) for ref in references) + "</p>",
         f"<p class='hypothesis'><b>Hypothesis (fixed before the run).</b> {escape(item.get('hypothesis', ''))}</p>",
+        *_design(item),
         f"<p><b>Experiment.</b> {escape(item.get('measurement', ''))}</p>",
         f"<p class='meta'>{escape(item.get('setting', ''))} · {escape(item.get('seeds', ''))} seeds · "
         f"{_seconds(item.get('seconds'))} s</p>",

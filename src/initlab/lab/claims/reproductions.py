@@ -26,13 +26,17 @@ from initlab.lab.claims._common import (
     plot_losses,
     train_arms,
 )
-from initlab.lab.claims.base import Context, Measurement, Outcome, Rule, claim
+from initlab.lab.claims.base import Amendment, Context, Measurement, Outcome, Rule, claim
 from initlab.lab.data import Dataset
 from initlab.probe import audit
 from initlab.rng import derive_generator
 from initlab.schemes import glorot_normal, he_normal
 
 HE_DEPTHS = (22, 30)
+HE_LR = 0.02  # claim 10's rate for deep ReLU MLPs on digits
+HE_MULTIPLE = 20  # the budget: this many times the steps He needs at 22 layers
+HE_WINDOW = 5  # logged losses (one every 10 steps) in the running mean of "first below"
+HE_CONVERGED = "below ln(10)/2"
 
 
 @claim(
@@ -45,38 +49,71 @@ HE_DEPTHS = (22, 30)
     group="reproduction",
     hypothesis=(
         "A ReLU MLP with 30 hidden layers converges on digits from He init (Var = 2/n) and stalls from Var = 1/n, "
-        "which halves the signal's second moment per layer; at 22 layers the 1/n network converges too, later."
+        "which halves the signal's second moment per layer; at 22 layers the 1/n network converges too, later. "
+        "'Later' and 'stalls' are told apart by one budget for every network: twenty times the steps He needs "
+        "at 22 layers."
+    ),
+    design=(
+        "The step budget follows from a convergence criterion, not from a chosen number of steps. A run has "
+        "converged when its training loss, averaged over the last tenth of the budget, is below ln(10)/2 (half "
+        "the chance-level loss). The budget is 20 times the median over seeds of the first step at which the "
+        "He network with 22 hidden layers brings its training loss (running mean of 5 logs, one log every 10 "
+        "steps) below ln(10)/2, measured in the same run; every network then trains for the budget. A cap "
+        "bounds the budget (5000 steps in full mode, 600 in quick mode, which also uses width 32 instead of "
+        "64): a run whose budget exceeds its cap cannot apply its own rule, and the claim is invalid in that "
+        "mode. Plain SGD at lr 0.02 (the rate of claim 10's deep ReLU MLPs on digits), batch 64."
     ),
     rules=(
-        Rule("deep", "30 layers: fraction of seeds converged, He minus 1/n", ">", 0.5,
-             why="converged: mean training loss over the last tenth of the steps below half of ln 10"),
-        Rule("shallow", "22 layers: fraction of seeds converged, 1/n", ">", 0.5, role="control",
+        Rule("deep", "30 layers: fraction of seeds converged within the budget, He minus 1/n", ">", 0.5,
+             why="converged: mean training loss over the last tenth of the budget below ln(10)/2"),
+        Rule("shallow", "22 layers: fraction of seeds converged within the budget, 1/n", ">", 0.5, role="control",
              predicts="the paper: at 22 layers both inits converge (He earlier); if 1/n stalled here too, the "
                       "30-layer stall would not be about depth"),
+        Rule("budget", "the budget (20 x He's median steps to converge at 22 layers) over the step cap", "<", 1.0,
+             role="demonstration",
+             why="the run covers the budget its own rule asks for; if not, nothing is decided in this mode"),
     ),
     order=101,
+    amendments=(
+        Amendment(
+            "2026-12-02", "Full-mode step budget cut from 3000 to 2500 steps.",
+            "Made after runs had been seen, to shorten the full run; it left the 22-layer control inconclusive "
+            "(7 of 10 seeds converged). Withdrawn by the next amendment."),
+        Amendment(
+            "2026-12-02",
+            "The step budget is derived from the convergence criterion: 20 times the steps the He network at 22 "
+            "layers needs to bring its loss below ln(10)/2, measured in the run, capped at 5000 steps in full mode "
+            "and 600 in quick mode; a rule checks that the cap covers the budget.",
+            "Replaces a fixed budget that had been chosen, and then cut, after runs were seen. The multiple 20 "
+            "was chosen after the previous full run had shown the 1/n network at 22 layers first reaching that "
+            "loss at a median of 1650 steps against He's 155 (about 11 times); the same budget applies to the "
+            "30-layer networks, so it makes the primary rule no easier to pass."),
+    ),
 )
 def he_2015(ctx: Context) -> Outcome:
     seeds = ctx.seeds()
-    steps = ctx.pick(600, 2500)
+    cap = ctx.pick(600, 5000)
     width = ctx.pick(32, 64)
-    lr = 0.02
-    arms = [Arm("Var 1/n", "lecun_normal; bias=zeros"), Arm("Var 2/n (He)", "he_normal; bias=zeros")]
+    small, he = "Var 1/n", "Var 2/n (He)"
+    arms = [Arm(small, "lecun_normal; bias=zeros"), Arm(he, "he_normal; bias=zeros")]
     chance = math.log(10.0)
-    converged: dict[tuple[int, str], np.ndarray] = {}
-    half: dict[tuple[int, str], np.ndarray] = {}
-    curves = {}
-    for depth in HE_DEPTHS:
-        runs = train_arms(f"mlp:*-{width}x{depth}-*:relu", arms, seeds, steps=steps, batch_size=64, lr=lr,
+
+    def train(depth: int, chosen: list[Arm], steps: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        runs = train_arms(f"mlp:*-{width}x{depth}-*:relu", chosen, seeds, steps=steps, batch_size=64, lr=HE_LR,
                           eval_every=steps, log_every=10)
-        for label, results in runs.items():
-            steps_logged, table = loss_table(results, cap=2 * chance)
-            tail = max(1, len(steps_logged) // 10)
-            final = table[:, -tail:].mean(axis=1)
-            converged[(depth, label)] = (final < 0.5 * chance).astype(float)
-            half[(depth, label)] = first_step_below(steps_logged, table, 0.5 * chance)
-            curves[(depth, label)] = (steps_logged, table)
-    he, small = "Var 2/n (He)", "Var 1/n"
+        return {label: loss_table(results, cap=2 * chance) for label, results in runs.items()}
+
+    # the budget: He at 22 layers, trained up to cap / 20 steps (the longest a budget within the cap allows)
+    probe = train(HE_DEPTHS[0], [arms[1]], cap // HE_MULTIPLE)[he]
+    he_first = first_step_below(*probe, 0.5 * chance, window=HE_WINDOW)
+    budget = HE_MULTIPLE * float(np.median(he_first))
+    steps = int(budget) if budget <= cap else cap
+    curves = {(depth, label): table for depth in HE_DEPTHS for label, table in train(depth, arms, steps).items()}
+    converged, first = {}, {}
+    for key, (logged, table) in curves.items():
+        tail = logged > 0.9 * steps
+        converged[key] = (table[:, tail].mean(axis=1) < 0.5 * chance).astype(float)
+        first[key] = first_step_below(logged, table, 0.5 * chance, window=HE_WINDOW)
     fig, axes = figure(ncols=2)
     for column, depth in enumerate(HE_DEPTHS):
         for color, label in zip(("C0", "C1"), (small, he)):
@@ -85,40 +122,74 @@ def he_2015(ctx: Context) -> Outcome:
         axes[0][column].set_xlabel("SGD step")
     axes[0][0].set_ylabel("training loss (batch)")
     axes[0][1].legend()
-
-    def first(values: np.ndarray) -> str:
-        reached = values[np.isfinite(values)]
-        return f"{np.median(reached):.0f} ({reached.size} of {values.size} seeds)" if reached.size else "never"
-
-    counts = {key: int(values.sum()) for key, values in converged.items()}
     return Outcome(
         measurement=(
-            f"ReLU MLPs of width {width} on digits, 22 and 30 hidden layers, {steps} SGD steps (lr {lr}, batch 64); "
-            "a seed has converged when its mean training loss over the last tenth of the steps is below ln(10)/2"
+            f"ReLU MLPs of width {width} on digits, 22 and 30 hidden layers, plain SGD (lr {HE_LR}, batch 64) for "
+            f"a budget of {HE_MULTIPLE} x He's median steps to a loss {HE_CONVERGED} at 22 layers (cap {cap}); a "
+            f"seed has converged when its mean training loss over the last tenth of the budget is {HE_CONVERGED}"
         ),
         values={
             "deep": _stats.difference(converged[(30, he)], converged[(30, small)]),
             "shallow": _stats.mean(converged[(22, small)]),
+            "budget": _stats.exact(budget / cap, n=len(seeds),
+                                   method=f"{HE_MULTIPLE} x the median over seeds of He's first step "
+                                          f"{HE_CONVERGED} at 22 layers, over the step cap"),
         },
         figures=[ctx.save_figure(fig, "loss")],
         tables={"runs": [{"depth": depth, "init": label, "converged (of seeds)": int(converged[(depth, label)].sum()),
-                          "first step with loss < ln(10)/2, median": first(half[(depth, label)])}
-                         for depth in HE_DEPTHS for label in (small, he)]},
+                          f"first step with loss {HE_CONVERGED}, median": _first_text(first[(depth, label)])}
+                         for depth in HE_DEPTHS for label in (small, he)],
+                "budget": [{f"He at 22 layers: first step {HE_CONVERGED} within {cap // HE_MULTIPLE} steps, median":
+                            _first_text(he_first),
+                            "budget (steps)": f"{budget:.0f}" if budget <= cap else f"more than {cap}",
+                            "cap (steps)": cap, "trained (steps)": steps}]},
         reference=(
             "Paper, Fig. 3 (ImageNet conv nets): 22 layers -- both inits converge, He starts reducing the error "
             "earlier; 30 layers -- Xavier (1/n) 'completely stalls', He converges."
         ),
-        notes=(
-            "An MLP on digits stands in for the paper's convolutional ImageNet model. With 1/n each ReLU layer halves "
-            "the signal's second moment, so 30 layers shrink it by 2^-30 and the error reaching the early layers "
-            f"is correspondingly tiny. Converged within {steps} steps (of {len(seeds)} seeds): 22 layers, 1/n "
-            f"{counts[(22, small)]} and He {counts[(22, he)]}; 30 layers, 1/n {counts[(30, small)]} and He "
-            f"{counts[(30, he)]}. The 22-layer 1/n network starts late (median first step below ln(10)/2: "
-            f"{first(half[(22, small)])}), so the control depends on the step budget."
-        ),
+        notes=_he_notes(budget, cap, steps, converged, first, len(seeds), small, he),
         setting=f"{len(seeds)} seeds (split, init, batch order)",
         seeds=len(seeds),
     )
+
+
+def _first_text(values: np.ndarray) -> str:
+    """Median first step of the seeds that got there, and how many did."""
+    reached = values[np.isfinite(values)]
+    return f"{np.median(reached):.0f} ({reached.size} of {values.size} seeds)" if reached.size else "never"
+
+
+def _he_notes(budget: float, cap: int, steps: int, converged: dict[tuple[int, str], np.ndarray],
+              first: dict[tuple[int, str], np.ndarray], seeds: int, small: str, he: str) -> str:
+    counts = {key: int(values.sum()) for key, values in converged.items()}
+    text = (
+        "An MLP on digits stands in for the paper's convolutional ImageNet model. With 1/n each ReLU layer halves "
+        "the signal's second moment, so 30 layers shrink it by 2^-30 and the error reaching the early layers is "
+        "correspondingly tiny. "
+    )
+    if budget > cap:
+        text += (
+            f"The budget rule asked for more than the cap of {cap} steps (He at 22 layers had not brought its loss "
+            f"{HE_CONVERGED} within {cap // HE_MULTIPLE} steps): this run cannot apply its own rule, so the claim "
+            f"is invalid in this mode whatever the networks did in the {steps} steps they trained; quick mode's "
+            "time allowance is too short for the 1/n networks, and the full run decides the claim"
+        )
+    else:
+        text += f"The budget rule gave {budget:.0f} steps (cap {cap})"
+    text += (
+        f". Converged within {steps} steps (of {seeds} seeds): 22 layers, 1/n {counts[(22, small)]} and He "
+        f"{counts[(22, he)]}; 30 layers, 1/n {counts[(30, small)]} and He {counts[(30, he)]}. First step with a "
+        f"loss {HE_CONVERGED}: 22 layers, 1/n {_first_text(first[(22, small)])}, He {_first_text(first[(22, he)])}; "
+        f"30 layers, 1/n {_first_text(first[(30, small)])}, He {_first_text(first[(30, he)])}."
+    )
+    if budget <= cap and counts[(30, small)] > 0:
+        text += (
+            f" {counts[(30, small)]} of the {seeds} 1/n networks at 30 layers converged within the budget: here "
+            "1/n delays the 30-layer network past twenty times He's time in most seeds rather than stopping it in "
+            f"every one, so with {seeds} seeds the He-minus-1/n fraction is {int(counts[(30, he)] - counts[(30, small)])}"
+            f"/{seeds}, and whether it exceeds 1/2 is decided by its interval, not by the count alone."
+        )
+    return text
 
 
 @claim(
@@ -580,6 +651,10 @@ class ResidualMLP(nn.Module):
 
 
 RESIDUAL_BLOCKS = 100
+# the Fixup reference implementation's SGD (hongyi-zhang/Fixup, cifar/cifar_train.py, commit e57b6c0)
+RESIDUAL_LR = 0.1
+RESIDUAL_SCALAR_LR = 0.01
+RESIDUAL_BATCH = 128
 RESIDUAL_KINDS = ("He branches", "Fixup (W2 = 0, W1 x L^-1/2)", "SkipInit / ReZero (alpha = 0)")
 
 
@@ -622,8 +697,33 @@ def _residual_init(kind: str) -> Any:
         "residual MLP without normalisation starts as the identity and its training loss falls; with He "
         "branches every block multiplies the signal's second moment by 3 (1 + 2), and 100 blocks explode."
     ),
+    design=(
+        "One optimiser for every arm, the Fixup reference implementation's (hongyi-zhang/Fixup, "
+        "cifar/cifar_train.py at commit e57b6c0): SGD with momentum 0.9, batch 128, learning rate 0.1 for the "
+        "weights and 0.1/10 for the biases and the scalar multipliers (ReZero's gates are scalar multipliers). "
+        "The reference's weight decay (1e-4), mixup and 200-epoch learning-rate schedule are left out: they "
+        "regularise and schedule a long run and are not part of the init. The budget is 20 epochs of the "
+        "split's training rows in full mode, 2 in quick mode (its time allowance): the claim is that the loss "
+        "falls (below 0.8 of its start), not how far."
+    ),
+    amendments=(
+        Amendment(
+            "2026-12-02",
+            "SGD learning rate raised from 0.01 to 0.05 and the budget cut from 1000 to 200 steps (quick mode: "
+            "60 to 20), batch 64.",
+            "Made after runs had been seen, to make quick mode faster; at lr 0.05 ReZero diverged in 2 of 10 "
+            "full runs. Withdrawn by the next amendment."),
+        Amendment(
+            "2026-12-02",
+            "Optimiser and budget fixed by stated rules: the Fixup reference implementation's SGD (momentum 0.9, "
+            "batch 128, lr 0.1 for weights, 0.01 for biases and scalar gates); 20 epochs in full mode, 2 in "
+            "quick mode.",
+            "Replaces a learning rate and budget chosen after runs had been seen with settings taken from the "
+            "reference implementation, stated before the run that decides the claim."),
+    ),
     rules=(
-        Rule("trains", "final over initial training loss, worse of Fixup and ReZero", "<", 0.8),
+        Rule("trains", "final over initial training loss, worse of Fixup and ReZero", "<", 0.8,
+             why="the loss falls within the budget (20 epochs, the Fixup reference's optimiser)"),
         Rule("explodes", "He branches: std of the block stack's output over its input, at init", ">", 1e6,
              role="control",
              predicts="without zero-init each He block multiplies E[x^2] by 3: 100 blocks give 3^50 = 7e23 in "
@@ -634,7 +734,9 @@ def _residual_init(kind: str) -> Any:
 )
 def residual_zero_init(ctx: Context) -> Outcome:
     seeds = ctx.seeds()
-    steps = ctx.pick(20, 200)
+    epochs = ctx.pick(2, 20)
+    rows = len(dataset("digits", seeds[0]).y_train)
+    steps = math.ceil(epochs * rows / RESIDUAL_BATCH)
     width = 32
 
     def factory(data: Dataset) -> nn.Module:
@@ -654,8 +756,12 @@ def residual_zero_init(ctx: Context) -> Outcome:
             else:
                 identity = max(identity, float((out - inputs).abs().max()))
     zero_kinds = RESIDUAL_KINDS[1:]
+    # the reference's slower rate for biases and scalar multipliers, as factors on the weights' rate
+    scalars = {name: RESIDUAL_SCALAR_LR / RESIDUAL_LR for name, _ in factory(dataset("digits", seeds[0])).named_parameters()
+               if name == "alpha" or name.endswith(".bias")}
     runs = train_arms(factory, [Arm(kind, _residual_init(kind)) for kind in zero_kinds], seeds, steps=steps,
-                      batch_size=64, lr=0.05, eval_every=steps, log_every=max(1, steps // 30))
+                      batch_size=RESIDUAL_BATCH, lr=RESIDUAL_LR, optimizer="momentum", momentum=0.9,
+                      lr_scale=scalars, eval_every=steps, log_every=max(1, steps // 30))
     ratio = np.stack([finals(runs[kind], "train_loss", diverged=math.inf)
                       / np.asarray([r.history[0]["loss"] for r in runs[kind]]) for kind in zero_kinds], axis=1)
     per_block = float(np.exp(np.log(np.asarray(growth)).mean())) ** (2.0 / RESIDUAL_BLOCKS)
@@ -665,7 +771,8 @@ def residual_zero_init(ctx: Context) -> Outcome:
         measurement=(
             f"{RESIDUAL_BLOCKS}-block residual MLP (width {width} after a linear input map, no normalisation) on "
             "digits: output/input std of "
-            f"the block stack at init, distance from the identity, and {steps} SGD steps (lr 0.05, batch 64)"
+            f"the block stack at init, distance from the identity, and {steps} SGD steps ({epochs} epochs; momentum "
+            f"0.9, lr {RESIDUAL_LR} for weights and {RESIDUAL_SCALAR_LR} for biases and gates, batch {RESIDUAL_BATCH})"
         ),
         values={
             "trains": _stats.bootstrap(lambda a: a.mean(axis=1).max(axis=-1), ratio),

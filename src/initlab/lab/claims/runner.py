@@ -182,7 +182,8 @@ def _run_one(claim_id: str, *, quick: bool, seed: int, figure_dir: Path | None,
     cpu_started = time.process_time()
     common: dict[str, Any] = {
         "id": entry.id, "title": entry.title, "statement": entry.statement, "references": list(entry.references),
-        "group": entry.group, "hypothesis": entry.hypothesis, "quick": quick,
+        "group": entry.group, "hypothesis": entry.hypothesis, "quick": quick, "design": entry.design,
+        "amendments": [amendment.to_dict() for amendment in entry.amendments],
     }
     try:
         outcome = entry.run(context)
@@ -238,7 +239,9 @@ def run_claims(
 
     Each claim runs on ``threads`` torch/BLAS threads with deterministic
     algorithms. ``workers`` > 1 runs that many claims at once in spawned
-    processes (claims share nothing, so the results do not depend on it).
+    processes (claims share nothing, so the results do not depend on it);
+    each worker ends within half a second of this process being killed
+    (:func:`initlab.lab.executors.watch_parent`).
     ``quick`` uses the small sizes (5 seeds per training claim); the full
     run uses 10 seeds and the sizes documented in docs/claims.md.
     """
@@ -264,8 +267,12 @@ def run_claims(
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
+            from initlab.lab.executors import watch_parent
+
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(ids)), mp_context=context) as pool:
+            # a worker ends within half a second of this process being killed, rather than running on unread
+            with ProcessPoolExecutor(max_workers=min(workers, len(ids)), mp_context=context,
+                                     initializer=watch_parent, initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(_run_in_worker, claim_id, quick, seed, figure_dir, threads): claim_id
                            for claim_id in ids}
                 if log is not None:
