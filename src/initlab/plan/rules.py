@@ -365,10 +365,8 @@ class Plan:
         """The named plan this plan extends, as a Plan of its own (a recipe's rules from its knobs)."""
         if self.base is None:
             return Plan()
-        recipe_call = _recipe_call(self.base)
-        if recipe_call is not None:
-            recipe, options = recipe_call
-            return Plan.parse(recipe.plan_text(options), allow_named=False)
+        if _recipe_call(self.base) is not None:
+            return _expand_recipe(self.base)
         text = named_plan_text(self.base)
         if text is None:
             raise ValueError(f"unknown named plan {self.base!r}; ready plans: {', '.join(named_plans())}")
@@ -463,6 +461,15 @@ def _recipe_call(text: str) -> tuple[Any, dict[str, Any]] | None:
         raise ValueError(f"ready plan {text!r}: knobs are given as key=value, got positional values")
     recipe = RECIPES[name]
     return recipe, recipe.options(options)
+
+
+@functools.lru_cache(maxsize=64)
+def _expand_recipe(text: str) -> Plan:
+    """The rules of a recipe call (a plan is parsed once per knob values: recipes write a hundred rules)."""
+    call = _recipe_call(text)
+    assert call is not None
+    recipe, options = call
+    return Plan.parse(recipe.plan_text(options), allow_named=False)
 
 
 def _bare_item(value: Any, source: str, allow_named: bool) -> tuple[str | None, PlanValue | None]:
