@@ -72,7 +72,7 @@ def warm_up(seed: int) -> None:
 
     for rng in ("torch", "counter"):
         tiny = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16,
-                                                                    n_positions=8))
+                                                                    n_positions=8, bos_token_id=0, eos_token_id=0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             initlab.init_model(tiny, "gpt2", seed, rng=rng, strict=True)

@@ -13,6 +13,7 @@ from torch import nn
 
 import initlab as il
 from initlab.cli import describe_cmd
+from initlab.cli.main import main as cli_main
 from initlab.plan.layouts import normalising_role
 
 transformers = pytest.importorskip("transformers")
@@ -312,3 +313,25 @@ def test_describe_prints_the_warnings_and_strict_refuses(
     assert "warning: 1 parameter(s) of Gated.kernel" in capsys.readouterr().out
     with pytest.raises(ValueError, match="strict=True"):
         _run(["coverage_cli_models:make", "--plan", "he", "--strict"])
+
+
+def test_the_command_line_refuses_a_strict_plan_in_one_line_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "coverage_cli_strict.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_main(["describe", "coverage_cli_strict:make", "--plan", "he", "--strict"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error_lines = captured.err.strip().splitlines()
+    assert len(error_lines) == 1 and "would skip parameters" in error_lines[0] and "1.kernel" in error_lines[0]
+
+
+def test_describe_plan_explains_a_recipe_with_its_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["describe", "--plan", "gpt2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("gpt2: ") and "0.02/sqrt(2 n_layer)" in text
+    assert "modeling_gpt2.py" in text and "nanoGPT@3adf61e154c3fe3fca428ad6bc3818b27a3b8291" in text
+    assert "transformers#47458" in text
+    assert cli_main(["describe", "--plan", "gpt2(n_layer=3)"]) == 0
+    assert f"{0.02 / math.sqrt(6)!r}" in capsys.readouterr().out

@@ -13,8 +13,10 @@ the pooled sample sizes, and the same law by a two-sample KS test.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 
 import initlab as il
 from initlab.plan import Plan
+from initlab.plan.recipes import RECIPE_LIST
 from recipe_models import (
     EncoderDecoder,
     GPTConfig,
@@ -194,7 +197,8 @@ def test_deep_transformer_recipes_scale_each_stack_by_its_depth(plan: str, refer
 
 def test_deepnet_on_one_stack_uses_8l() -> None:
     model = NanoGPT(GPTConfig(n_layer=4))
-    report = il.init_model(model, "deepnet", seed=0, strict=False)
+    with pytest.warns(UserWarning, match="packed q/k/v projection"):
+        report = il.init_model(model, "deepnet", seed=0, strict=False)
     assert report.plan == "deepnet(encoder_layers=0, decoder_layers=4)"
     fc = model.transformer.h[0].mlp.c_fc.weight.detach()
     expected = (8 * 4) ** -0.25 * math.sqrt(2 / (64 + 256))
@@ -239,7 +243,7 @@ def test_the_reports_plan_string_reproduces_the_init() -> None:
 def test_bad_knobs_are_refused_with_the_knobs_that_exist() -> None:
     with pytest.raises(ValueError, match="unknown knob 'depth'.*std, n_layer"):
         Plan.parse("gpt2(depth=3)")
-    with pytest.raises(ValueError, match="n_layer must be a int"):
+    with pytest.raises(ValueError, match="n_layer must be an integer, got 2.5"):
         Plan.parse("gpt2(n_layer=2.5)")
     with pytest.raises(ValueError, match=r"needs knob n_layer.*gpt2\(n_layer=\.\.\.\)"):
         il.init_model(nn.Linear(4, 4), "gpt2")
@@ -262,3 +266,14 @@ def test_describe_explains_a_recipe_with_its_sources() -> None:
         text = Plan.parse(name).describe()
         assert text.startswith(f"{name}: ") and "reproduces:" in text
         assert "@" in text or "transformers 5.24.0" in text or "et al." in text
+
+
+def test_docs_recipes_name_every_recipe_with_its_sources_and_commits() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "recipes.md").read_text(encoding="utf-8")
+    which = text.split("## Which recipe", 1)[1].split("\n## ", 1)[0]
+    headings = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    for recipe in RECIPE_LIST:
+        assert f"`{recipe.name}`" in which, recipe.name
+        assert any(recipe.name in heading.replace(",", " ").split() for heading in headings), recipe.name
+        for commit in re.findall(r"@([0-9a-f]{40})", " ".join(recipe.sources)):
+            assert commit in text, (recipe.name, commit)

@@ -147,7 +147,8 @@ class Recipe:
         for name, value in given.items():
             knob = self._knob(name)
             if not _fits(value, knob.kind):
-                raise ValueError(f"ready plan {self.name}: knob {name} must be a {knob.kind.__name__}, got {value!r}")
+                kind = {bool: "True or False", int: "an integer", float: "a finite number", str: "a name"}[knob.kind]
+                raise ValueError(f"ready plan {self.name}: knob {name} must be {kind}, got {value!r}")
             checked[name] = float(value) if knob.kind is float else value
         return {knob.name: checked[knob.name] for knob in self.knobs if knob.name in checked}
 
