@@ -1,19 +1,20 @@
 """The gpt2 recipe on a meta-device GPT-2: init_model against raw sampling and transformers' own init.
 
-Four ways to a GPT-2 model with GPT-2's init, on CPU, in one process, taking
+Five ways to a GPT-2 model with GPT-2's init, on CPU, in one process, taking
 turns (the best of ``--repeats`` runs of each):
 
 * ``init_model(meta_model, plan="gpt2")``: the model built from
   ``GPT2Config`` under ``torch.device("meta")``, then materialized and filled
-  by initlab (knobs read from the config, the report with measured stats);
-* the same with ``rng="counter"``: initlab's counter-based generator
-  (``initlab.rng``), whose fills run in parallel chunks (other values, same
-  distributions);
-* raw sampling, the fastest initlab fill path: ``to_empty`` on the meta model,
-  then a loop that fills each parameter in place with the scheme the recipe
-  gives it and the same per-parameter generator
-  (``initlab.rng.derive_generator(seed, name)``), i.e. the least work that
-  gives the same values (checked equal);
+  by initlab (knobs read from the config, coverage checked with
+  ``strict=True``, the report with measured stats);
+* raw sampling, the least work that gives the same values (checked equal):
+  ``to_empty`` on the meta model, then a loop that fills each parameter in
+  place with the scheme the recipe gives it and the same per-parameter
+  generator (``initlab.rng.derive_generator(seed, name)``);
+* both again with ``rng="counter"``: initlab's counter-based generator
+  (``initlab.rng.Keyed(seed).child(name)``), whose numba kernels fill in
+  parallel chunks: the fastest initlab fill path on a CPU (other values, the
+  same distributions);
 * ``transformers.GPT2LMHeadModel(config)`` on CPU: the library building the
   model and running its own ``_init_weights``.
 
@@ -39,9 +40,10 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.rng import derive_generator
+from initlab.rng import GeneratorLike, Keyed, derive_generator
 
-SIZES = {"xl": (48, 1600, 25), "small": (12, 768, 12)}
+SIZES = {"small": (12, 768, 12), "xl": (48, 1600, 25)}
+RNGS = ("torch", "counter")
 
 
 def config(size: str) -> Any:
@@ -78,35 +80,40 @@ def warm_up(seed: int) -> None:
             initlab.init_model(tiny, "gpt2", seed, rng=rng, strict=True)
 
 
-def fill_raw(name: str, param: torch.Tensor, layers: int, seed: int) -> None:
+def stream(rng: str, seed: int, name: str) -> GeneratorLike:
+    """The per-parameter generator init_model uses for ``rng``."""
+    return derive_generator(seed, name) if rng == "torch" else Keyed(seed).child(name)
+
+
+def fill_raw(name: str, param: torch.Tensor, layers: int, seed: int, rng: str) -> None:
     """What the gpt2 recipe puts in one GPT-2 parameter, with the recipe's scheme and generator."""
     if name.endswith("c_proj.weight"):
-        initlab.normal(std=0.02 / math.sqrt(2 * layers))(param, generator=derive_generator(seed, name))
+        initlab.normal(std=0.02 / math.sqrt(2 * layers))(param, generator=stream(rng, seed, name))
     elif param.dim() == 2:
-        initlab.normal(std=0.02)(param, generator=derive_generator(seed, name))
+        initlab.normal(std=0.02)(param, generator=stream(rng, seed, name))
     elif name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
         param.fill_(1.0)
     else:
         param.zero_()
 
 
-def raw(size: str, seed: int) -> nn.Module:
+def raw(size: str, seed: int, rng: str = "torch") -> nn.Module:
     """to_empty, then every parameter filled in place with the recipe's scheme and generator."""
     model = meta_model(size)
     model.to_empty(device="cpu")
     model.tie_weights()
     with torch.no_grad():
         for name, param in model.named_parameters():
-            fill_raw(name, param, SIZES[size][0], seed)
+            fill_raw(name, param, SIZES[size][0], seed, rng)
     return model
 
 
-def same_as_raw(model: nn.Module, size: str, seed: int) -> bool:
+def same_as_raw(model: nn.Module, size: str, seed: int, rng: str) -> bool:
     """Whether every parameter equals the raw loop's value (one parameter in memory at a time)."""
     with torch.no_grad():
         for name, param in model.named_parameters():
             expected = torch.empty_like(param)
-            fill_raw(name, expected, SIZES[size][0], seed)
+            fill_raw(name, expected, SIZES[size][0], seed, rng)
             if not torch.equal(param, expected):
                 return False
     return True
@@ -142,31 +149,35 @@ def main() -> None:
     seed = 0
 
     warm_up(seed)
-    ours = with_recipe(size, seed)
-    count = sum(p.numel() for p in ours.parameters())
-    same = same_as_raw(ours, size, seed)
-    del ours
+    same = {}
+    for rng in RNGS:
+        ours = with_recipe(size, seed, rng)
+        count = sum(p.numel() for p in ours.parameters())
+        same[rng] = same_as_raw(ours, size, seed, rng)
+        del ours
     load_before = os.getloadavg()[0]
-    best = best_of(args.repeats, {
-        "recipe": lambda: with_recipe(size, seed),
-        "counter": lambda: with_recipe(size, seed, rng="counter"),
-        "raw": lambda: raw(size, seed),
-        "library": lambda: library(size, seed),
-    })
+    runs: dict[str, Callable[[], object]] = {}
+    for rng in RNGS:
+        runs[f"recipe {rng}"] = lambda rng=rng: with_recipe(size, seed, rng)  # type: ignore[misc]
+        runs[f"raw {rng}"] = lambda rng=rng: raw(size, seed, rng)  # type: ignore[misc]
+    runs["library"] = lambda: library(size, seed)
+    best = best_of(args.repeats, runs)
     load_after = os.getloadavg()[0]
-    t_recipe, t_counter, t_raw, t_library = best["recipe"], best["counter"], best["raw"], best["library"]
 
     layers, width, _ = SIZES[size]
+    t_library = best["library"]
     print(f"model: GPT-2 {size.upper()} ({layers} x {width}), {count / 1e9:.3f}B parameters, float32, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")
     print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} cores")
-    print(f"init_model(meta, plan='gpt2') values equal the raw loop's: {same}")
-    print(f"raw sampling after to_empty (fastest initlab path)  {t_raw:8.2f} s")
-    print(f"init_model(meta model, plan='gpt2')                  {t_recipe:8.2f} s   ratio to raw {t_recipe / t_raw:5.3f}")
-    print(f"init_model(meta model, plan='gpt2', rng='counter')   {t_counter:8.2f} s   ratio to raw {t_counter / t_raw:5.3f}")
-    print(f"transformers GPT2LMHeadModel(config), its own init    {t_library:8.2f} s   ratio to raw {t_library / t_raw:5.3f}"
-          f"   init_model is {t_library / t_recipe:4.2f}x as fast ({t_library / t_counter:4.2f}x with rng='counter')")
-
+    for rng in RNGS:
+        t_raw, t_recipe = best[f"raw {rng}"], best[f"recipe {rng}"]
+        print(f"rng={rng!r}: init_model values equal the raw loop's: {same[rng]}")
+        print(f"  raw sampling after to_empty                {t_raw:8.2f} s")
+        print(f"  init_model(meta model, plan='gpt2')        {t_recipe:8.2f} s   ratio to raw {t_recipe / t_raw:5.3f}"
+              f"   {t_library / t_recipe:5.2f}x as fast as transformers")
+    fastest = min(RNGS, key=lambda rng: best[f"raw {rng}"])
+    print(f"transformers GPT2LMHeadModel(config), its own init  {t_library:8.2f} s   "
+          f"ratio to the fastest raw fill (rng={fastest!r}) {t_library / best[f'raw {fastest}']:5.2f}")
 
 if __name__ == "__main__":
     main()

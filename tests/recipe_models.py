@@ -19,6 +19,35 @@ WIDTH = 64
 VOCAB = 96
 CONTEXT = 16
 
+# -- Hugging Face models (callers skip their tests when transformers is not installed) -------------------
+def hf_gpt2() -> nn.Module:
+    """GPT2LMHeadModel, 2 blocks of width 64: Conv1D projections, tied lm_head."""
+    import transformers
+
+    config = transformers.GPT2Config(n_layer=2, n_embd=WIDTH, n_head=4, vocab_size=VOCAB, n_positions=CONTEXT,
+                                     bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def hf_llama() -> nn.Module:
+    """LlamaForCausalLM, 2 blocks of width 64, grouped-query attention, initializer_range 0.03, a padding row."""
+    import transformers
+
+    config = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                                      initializer_range=0.03, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return transformers.LlamaForCausalLM(config)
+
+
+def hf_bert() -> nn.Module:
+    """BertForMaskedLM, 2 layers of width 64, a padding row in the word embedding."""
+    import transformers
+
+    config = transformers.BertConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
+                                     num_attention_heads=4, vocab_size=VOCAB, max_position_embeddings=CONTEXT)
+    return transformers.BertForMaskedLM(config)
+
+
 # -- comparing two inits --------------------------------------------------------------------------
 Z = 5.0  # standard errors allowed for the std, mean and tail fractions (two-sided p ~ 6e-7 per check)
 KS_ALPHA = 1e-6  # two-sample Kolmogorov-Smirnov level per parameter

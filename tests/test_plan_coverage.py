@@ -15,6 +15,7 @@ import initlab as il
 from initlab.cli import describe_cmd
 from initlab.cli.main import main as cli_main
 from initlab.plan.layouts import normalising_role
+from recipe_models import hf_bert, hf_gpt2, hf_llama
 
 transformers = pytest.importorskip("transformers")
 
@@ -36,24 +37,6 @@ def _fill_sentinel(model: nn.Module) -> None:
             param.fill_(SENTINEL)
 
 
-def _tiny_gpt2() -> nn.Module:
-    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=128, n_positions=32,
-                                     bos_token_id=0, eos_token_id=0)
-    return transformers.GPT2LMHeadModel(config)
-
-
-def _tiny_llama() -> nn.Module:
-    config = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128,
-                                      num_attention_heads=4, num_key_value_heads=4, vocab_size=128)
-    return transformers.LlamaForCausalLM(config)
-
-
-def _tiny_bert() -> nn.Module:
-    config = transformers.BertConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128,
-                                     num_attention_heads=4, vocab_size=128, max_position_embeddings=32)
-    return transformers.BertForMaskedLM(config)
-
-
 def _assert_std(values: torch.Tensor, std: float) -> None:
     n = values.numel()
     assert abs(values.std().item() - std) < Z * std / math.sqrt(2 * n)
@@ -61,7 +44,7 @@ def _assert_std(values: torch.Tensor, std: float) -> None:
 
 # -- the regression: a plain plan on Hugging Face models ------------------------------------------
 def test_a_plain_normal_plan_fills_every_gpt2_conv1d_with_fans_read_as_linear_t() -> None:
-    model = _tiny_gpt2()
+    model = hf_gpt2()
     _fill_sentinel(model)
     report = il.init_model(model, "normal(std=0.02)")
     assert report.warnings == []
@@ -78,7 +61,7 @@ def test_a_plain_normal_plan_fills_every_gpt2_conv1d_with_fans_read_as_linear_t(
 
 
 def test_a_plain_normal_plan_sets_llama_rmsnorm_weights_to_one() -> None:
-    model = _tiny_llama()
+    model = hf_llama()
     _fill_sentinel(model)
     report = il.init_model(model, "normal(std=0.02)")
     assert report.warnings == []
@@ -90,7 +73,7 @@ def test_a_plain_normal_plan_sets_llama_rmsnorm_weights_to_one() -> None:
 
 
 def test_he_normal_on_gpt2_reads_conv1d_fans_from_dim_0() -> None:
-    model = _tiny_gpt2()
+    model = hf_gpt2()
     _quiet(model, "he_normal")
     # mlp.c_proj is (in=256, out=64): He normal std sqrt(2/256), not sqrt(2/64)
     _assert_std(model.transformer.h[0].mlp.c_proj.weight.detach(), math.sqrt(2 / 256))
@@ -251,9 +234,9 @@ def test_a_gemma_style_norm_is_listed_not_set_to_one() -> None:
 
 # -- the data flow of Hugging Face models ------------------------------------------------------------
 @pytest.mark.parametrize(("build", "output", "last"), [
-    (_tiny_gpt2, "lm_head", "transformer.h.0.attn.c_proj.weight"),
-    (_tiny_llama, "lm_head", "model.layers.0.mlp.down_proj.weight"),
-    (_tiny_bert, "cls.predictions.decoder", "bert.encoder.layer.0.output.dense.weight"),
+    (hf_gpt2, "lm_head", "transformer.h.0.attn.c_proj.weight"),
+    (hf_llama, "lm_head", "model.layers.0.mlp.down_proj.weight"),
+    (hf_bert, "cls.predictions.decoder", "bert.encoder.layer.0.output.dense.weight"),
 ])
 def test_hf_models_get_a_recorded_flow_from_their_dummy_inputs(build: object, output: str, last: str) -> None:
     model = build()  # type: ignore[operator]

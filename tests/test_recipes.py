@@ -35,6 +35,9 @@ from recipe_models import (
     ViT,
     assert_same_init,
     deepnet_reference,
+    hf_bert,
+    hf_gpt2,
+    hf_llama,
     megatron_reference,
     nanogpt_reference,
     pooled,
@@ -83,35 +86,16 @@ def _library(build: Callable[[], nn.Module], init: Callable[[nn.Module], nn.Modu
 
 
 # -- against the library itself ---------------------------------------------------------------------
-def _gpt2() -> nn.Module:
-    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=96, n_positions=16,
-                                     bos_token_id=0, eos_token_id=0)
-    return transformers.GPT2LMHeadModel(config)
-
-
-def _llama() -> nn.Module:
-    config = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=96,
-                                      initializer_range=0.03, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    return transformers.LlamaForCausalLM(config)
-
-
-def _bert() -> nn.Module:
-    config = transformers.BertConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128,
-                                     num_attention_heads=4, vocab_size=96, max_position_embeddings=16)
-    return transformers.BertForMaskedLM(config)
-
-
-@pytest.mark.parametrize(("build", "plan"), [(_gpt2, "gpt2"), (_llama, "llama"), (_bert, "bert")],
+@pytest.mark.parametrize(("build", "plan"), [(hf_gpt2, "gpt2"), (hf_llama, "llama"), (hf_bert, "bert")],
                          ids=["gpt2", "llama", "bert"])
 def test_recipe_draws_what_transformers_draws(build: Callable[[], nn.Module], plan: str) -> None:
     assert_same_init(pooled(_ours(build, plan), SEEDS), pooled(_library(build), SEEDS))
 
 
 def test_the_gpt2_recipe_scales_c_proj_by_depth_where_a_plain_normal_would_not() -> None:
-    plain = pooled(_ours(_gpt2, "normal(std=0.02)"), SEEDS)
+    plain = pooled(_ours(hf_gpt2, "normal(std=0.02)"), SEEDS)
     with pytest.raises(AssertionError, match="c_proj.weight: std"):
-        assert_same_init(plain, pooled(_library(_gpt2), SEEDS))
+        assert_same_init(plain, pooled(_library(hf_gpt2), SEEDS))
 
 
 # -- against the formulas of libraries that do not install here ---------------------------------------------
@@ -157,7 +141,7 @@ def test_torchtitan_matches_its_init_weights(depth_init: bool) -> None:
 
 
 def test_torchtitan_reads_hugging_face_llama_names() -> None:
-    model = _llama()
+    model = hf_llama()
     report = il.init_model(model, "torchtitan", seed=0, strict=True)
     assert report.plan == "torchtitan(std=0.02, hidden=64, n_layer=2, depth_init=True)"
     layer = model.model.layers[1]
@@ -219,7 +203,7 @@ def test_knobs_come_from_the_config_else_from_the_structure() -> None:
     model = NanoGPT(GPTConfig(n_layer=5))
     del model.config
     assert str(Plan.parse("gpt2").bind(model)) == "gpt2(std=0.02, n_layer=5)"
-    assert str(Plan.parse("llama").bind(_llama())) == "llama(std=0.03)"
+    assert str(Plan.parse("llama").bind(hf_llama())) == "llama(std=0.03)"
     assert str(Plan.parse("neox").bind(_neox())) == "neox(hidden=64, n_layer=2)"
 
 
@@ -253,7 +237,7 @@ def test_bad_knobs_are_refused_with_the_knobs_that_exist() -> None:
 
 def test_gpt2_materializes_a_meta_model() -> None:
     with torch.device("meta"):
-        model = _gpt2()
+        model = hf_gpt2()
     report = il.init_model(model, "gpt2", seed=0, strict=True)
     assert report.materialized == "cpu" and report.warnings == []
     assert all(p.device.type == "cpu" for p in model.parameters())
