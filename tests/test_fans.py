@@ -15,6 +15,7 @@ import initlab as il
     "shape,layout,groups,expected",
     [
         ((64, 32), "linear", 1, (32, 64, 1)),
+        ((32, 64), "linear_t", 1, (32, 64, 1)),
         ((64, 32, 3, 3), "conv", 1, (288, 576, 9)),
         ((64, 8, 3, 3), "conv", 4, (72, 144, 9)),
         ((32, 64, 3, 3), "conv_transpose", 1, (288, 576, 9)),

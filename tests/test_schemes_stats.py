@@ -30,11 +30,12 @@ SHAPES = {
     "conv": (40, 20, 5, 5),
     "conv_transpose": (20, 40, 5, 5),
     "embedding": (200, 100),
+    "linear_t": (100, 200),
     "keras": (5, 5, 20, 40),
     "jax": (5, 5, 40, 20),
     "vector": (20000,),
 }
-WEIGHT_LAYOUTS = ["linear", "conv", "conv_transpose", "embedding", "keras", "jax"]
+WEIGHT_LAYOUTS = ["linear", "linear_t", "conv", "conv_transpose", "embedding", "keras", "jax"]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -2,8 +2,13 @@
 
     initlab describe he_normal --shape 256,512 --layout linear
     initlab describe fixup                       # the rules of a plan, in matching order
+    initlab describe --plan gpt2                 # a recipe: its rules, knobs and sources
     initlab describe mlp:64-128x3-10:relu --plan auto --seed 0
-    initlab describe mypkg.models:make_net --plan "he_normal; output=zeros" --json
+    initlab describe mypkg.models:make_net --plan "he_normal; output=zeros" --json --strict
+
+On a model the report's warnings (parameters no rule covers, layouts that
+could not be read) are printed after the table; ``--strict`` refuses such a
+plan instead (exit 2, nothing initialised).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import warnings
 from typing import Any
 
@@ -18,6 +24,7 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
+        nargs="?",
         help="a scheme (he_normal, 'orthogonal(gain=2.0)'), a plan (fixup, 'he; output=zeros'), "
         "or a model spec (mlp:64-128x3-10:relu, package.module:factory: a class or function defined outside "
         "Python's standard library; stdlib modules are refused)",
@@ -31,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-shape", help="model: input shape without batch, for the recorded forward pass")
     parser.add_argument("--num-classes", type=int, help="model: number of outputs passed to the model builder")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--strict", action="store_true",
+                        help="model: refuse a plan that would leave a parameter uninitialised or guess its layout")
 
 
 def _shape(text: str, argument: str) -> tuple[int, ...]:
@@ -79,14 +88,24 @@ def _describe_model(args: argparse.Namespace) -> int:
     example = torch.zeros((2, *input_shape)) if input_shape else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report carries the warnings
-        report = init_model(model, args.plan or "auto", args.seed, rng=args.rng, example_input=example)
+        report = init_model(model, args.plan or "auto", args.seed, rng=args.rng, example_input=example,
+                            strict=args.strict)
     print(report.to_json() if args.json else report.table())
+    if args.json:  # the table ends with the warnings; JSON readers get them on stderr as well
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from initlab.plan import Plan
 
+    if args.target is None:
+        if args.plan is None:
+            raise ValueError("describe needs a scheme, a plan or a model spec (or --plan NAME to explain a plan)")
+        plan = Plan.coerce(args.plan)
+        print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.describe())
+        return 0
     target = args.target.strip()
     if args.plan is not None or _looks_like_model(target):
         return _describe_model(args)

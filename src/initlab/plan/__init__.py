@@ -7,13 +7,15 @@
 2.0
 
 See docs/plans.md for the rule syntax, the ready plans and the exact rules
-each one applies.
+each one applies, docs/recipes.md for the inits of model families (``gpt2``,
+``llama``, ``bert``, ``resnet``, ...).
 """
 
-from initlab.plan import stages
+from initlab.plan import recipes, stages
 from initlab.plan.apply import RNG_KINDS, init_model
-from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plans
+from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, RECIPES, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
+from initlab.plan.layouts import register_layout
 from initlab.plan.report import STATUSES, InitReport, InitRow
 from initlab.plan.rules import Plan, PlanLike, Rule, StageSpec
 from initlab.plan.stages import get_stage, list_stages, register_stage
@@ -39,6 +41,9 @@ __all__ = [
     "stages",
     "named_plans",
     "NAMED_PLANS",
+    "RECIPES",
+    "recipes",
+    "register_layout",
     "IMPLICIT_RULES",
     "ROLES",
     "MODULE_FAMILIES",

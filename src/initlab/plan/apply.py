@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
+from initlab.plan.coverage import coverage_findings
 from initlab.plan.graph import DataFlow, analyze
 from initlab.plan.report import InitReport, InitRow, sample_stats
 from initlab.plan.rules import DefaultRule, Plan, PlanLike, Rule, StageSpec
@@ -88,12 +89,14 @@ def _refuse_lazy(model: nn.Module) -> None:
         )
 
 
-def _check_arguments(model: Any, seed: Any, rng: Any) -> None:
+def _check_arguments(model: Any, seed: Any, rng: Any, strict: Any = False) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"init_model: model must be a torch.nn.Module, got {type(model).__name__}")
     derive_seed(seed, "")
     if rng not in RNG_KINDS:
         raise ValueError(f"init_model: rng must be one of {', '.join(RNG_KINDS)}, got {rng!r}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"init_model: strict must be True or False, got {strict!r}")
 
 
 def _stream(rng: str, seed: int, name: str, device: torch.device) -> GeneratorLike:
@@ -153,8 +156,10 @@ def _apply_flow(
                 tag(module_name, "residual_last" if last else "residual")
                 if not last:
                     context.fixup_scale[module_name] = scale
-    if flow.method == "static" and any(isinstance(rule.value, Auto) for rule, _ in plan.effective_rules()):
-        notes.append(f"auto: {flow.reason}; the activation after each layer was read from registration order")
+    if flow.method == "static":
+        read = "the activation after each layer, " if any(isinstance(r.value, Auto) for r, _ in plan.effective_rules()) else ""
+        notes.append(f"data flow: {flow.reason}; {read}the output and input layers were read from registration order "
+                     "(pass example_input= to record a forward pass)")
 
 
 # -- phase 1: decide ----------------------------------------------------------------------------------
@@ -219,7 +224,8 @@ def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveConte
                 stats = resolved.scheme.moments(block.shape, resolved.layout, resolved.groups)
         except (ValueError, TypeError) as error:
             where = f"{target.name}" + (f" block {block.label}" if len(target.blocks) > 1 else "")
-            raise ValueError(f"plan rule {rule} cannot initialise {where} {tuple(target.shape)}: {error}") from error
+            hint = _unknown_layout_hint(target) if "other" in block.roles else ""
+            raise ValueError(f"plan rule {rule} cannot initialise {where} {tuple(target.shape)}: {error}{hint}") from error
         decision.resolved.append(resolved)
         if resolved.note and resolved.note not in decision.notes:
             decision.notes.append(resolved.note)
@@ -248,6 +254,12 @@ def _decide(target: Target, rules: list[tuple[Rule, str]], context: ResolveConte
     if decision.status == "untouched":
         decision.notes.append("no rule matched")
     return decision
+
+
+def _unknown_layout_hint(target: Target) -> str:
+    module_type = type(target.module).__name__
+    return (f" (initlab does not know the layout of {module_type}.{target.local_name}; declare it with "
+            f"initlab.register_layout({module_type}, {target.local_name!r}, layout))")
 
 
 def _writable_problem(name: str, tensor: torch.Tensor) -> str:
@@ -565,6 +577,7 @@ def init_model(
     example_input: Any = None,
     include_frozen: bool = False,
     device: torch.device | str | None = None,
+    strict: bool = False,
 ) -> InitReport:
     """Initialise every parameter of ``model`` by ``plan``; return an :class:`InitReport`.
 
@@ -588,13 +601,15 @@ def init_model(
     pass when torch.fx cannot trace the model (``auto``, ``fixup``,
     output/input roles). ``include_frozen``: also initialise parameters with
     ``requires_grad=False``. ``device``: where meta-device modules are
-    materialized (default CPU).
+    materialized (default CPU). ``strict``: a parameter no rule covers, or one
+    a rule covers with a layout it cannot read, is listed in
+    ``report.warnings``; ``strict=True`` raises a ValueError instead.
 
     Never calls ``reset_parameters``; always runs under ``torch.no_grad()``.
     Every error a plan or a model can cause is raised before the first write.
     """
-    _check_arguments(model, seed, rng)
-    plan_obj = Plan.coerce(plan)
+    _check_arguments(model, seed, rng, strict)
+    plan_obj = Plan.coerce(plan).bind(model)
     _refuse_lazy(model)
     stages = [(spec, get_stage(spec.name)) for spec in plan_obj.effective_stages()]
     needing = [spec.name for spec, stage in stages if stage.needs_batch]
@@ -610,6 +625,7 @@ def init_model(
     decisions = [_decide(target, rules, context, include_frozen, used, rng, seed) for target in targets]
     notes.extend(f"rule {rule} matched no parameter" for index, (rule, origin) in enumerate(rules)
                  if origin == "plan" and index not in used)
+    notes.extend(_refuse_or_list_skips(decisions, plan_obj, strict))
     _check_sharded(decisions, rng)
     _check_writable(decisions, rng, seed)
     meta_modules = _meta_modules(model)
@@ -618,13 +634,7 @@ def init_model(
     saved = _snapshot(decisions) if stages else {}
     risky = {} if stages else _snapshot(risky_decisions)
     _write_all(model, decisions, risky_decisions, meta_modules, target_device, notes, saved, risky, rng, seed)
-    if meta_modules:
-        stale = [d.target.name for d in decisions if d.status != "initialized"]
-        if stale:
-            notes.append(
-                f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
-                "they hold uninitialised memory"
-            )
+    notes.extend(_stale_notes(decisions) if meta_modules else [])
     stage_reports = _run_stages_or_restore(model, stages, batch, meta_modules, saved)
     stage_note = f"then stage {', '.join(spec.name for spec, _ in stages)}" if stages else ""
     rows = [_row(d, sample_stats(_current_tensor(d.target)), stage_note if d.status == "initialized" else "") for d in decisions]
@@ -635,6 +645,23 @@ def init_model(
         flow=flow.method if flow is not None else None, output_layer=flow.output_layer if flow is not None else None,
         warnings=notes, stage_reports=stage_reports, materialized=str(target_device) if meta_modules else None,
     )
+
+
+def _stale_notes(decisions: list[_Decision]) -> list[str]:
+    """The parameters materialized from the meta device that the plan did not fill."""
+    stale = [d.target.name for d in decisions if d.status != "initialized"]
+    if not stale:
+        return []
+    return [f"parameters {', '.join(stale)} were materialized from the meta device but not initialised; "
+            "they hold uninitialised memory"]
+
+
+def _refuse_or_list_skips(decisions: list[_Decision], plan: Plan, strict: bool) -> list[str]:
+    """The silent skips of ``decisions`` (initlab.plan.coverage), raised as one ValueError when ``strict``."""
+    skipped = coverage_findings([(d.target, d.status, d.resolved) for d in decisions])
+    if strict and skipped:
+        raise ValueError(f"init_model(strict=True): plan {plan} would skip parameters: " + "; ".join(skipped))
+    return skipped
 
 
 def _write_all(model: nn.Module, decisions: list[_Decision], risky_decisions: list[_Decision],

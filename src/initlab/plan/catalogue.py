@@ -3,14 +3,64 @@
 ``NAMED_PLANS`` maps a name to its string form and a one-line description.
 A registered data-driven stage (:mod:`initlab.plan.stages`) is a ready plan
 too: its base rules, then the stage (``"lsuv"`` is ``"orthogonal; bias=zeros;
-stage=lsuv"``). docs/plans.md lists what each ready plan does.
+stage=lsuv"``). A registered *recipe* (:mod:`initlab.plan.recipes`: the init
+of a model family, ``gpt2``, ``llama``, ...) is a ready plan whose rules are
+written from knobs read from the model (depth, width, initializer range) or
+given in the plan string (``gpt2(n_layer=48, std=0.01)``).
+docs/plans.md lists what each ready plan does, docs/recipes.md the recipes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from initlab.plan import stages
 
-__all__ = ["NAMED_PLANS", "IMPLICIT_RULES", "DEFAULT_STAGE_BASE", "named_plans", "named_plan_text"]
+__all__ = ["NAMED_PLANS", "IMPLICIT_RULES", "DEFAULT_STAGE_BASE", "named_plans", "named_plan_text",
+           "RECIPES", "RecipeLike", "register_recipe"]
+
+
+class RecipeLike(Protocol):
+    """What the catalogue needs of a recipe (``initlab.plan.recipes.Recipe`` is the one implementation)."""
+
+    @property
+    def name(self) -> str:
+        """The ready plan's name (``gpt2``)."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """Its line in ``named_plans()``."""
+        ...
+
+    def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The given knobs, checked: unknown names and wrong kinds are a ValueError."""
+        ...
+
+    def read_knobs(self, model: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every knob: given ones first, then read from ``model``, then the defaults."""
+        ...
+
+    def plan_text(self, knobs: Mapping[str, Any]) -> str:
+        """The plan string of the recipe for these knobs (ValueError when one it needs is missing)."""
+        ...
+
+    def describe(self) -> str:
+        """What the recipe does, its knobs and the sources it reproduces."""
+        ...
+
+
+# name -> recipe; filled by initlab.plan.recipes when initlab.plan is imported
+RECIPES: dict[str, RecipeLike] = {}
+
+
+def register_recipe(recipe: RecipeLike) -> RecipeLike:
+    """Add ``recipe`` to the ready plans under ``recipe.name`` (replacing one of that name)."""
+    if recipe.name in NAMED_PLANS:
+        raise ValueError(f"recipe name {recipe.name!r} is already a ready plan")
+    RECIPES[recipe.name] = recipe
+    return recipe
 
 # name -> (string form, one-line description)
 NAMED_PLANS: dict[str, tuple[str, str]] = {
@@ -42,8 +92,9 @@ DEFAULT_STAGE_BASE = "auto"
 
 
 def named_plans() -> dict[str, str]:
-    """{name: description} of the ready plans, then of the plans that registered stages make."""
+    """{name: description} of the ready plans, the recipes, then the plans that registered stages make."""
     found = {name: description for name, (_, description) in NAMED_PLANS.items()}
+    found.update((name, recipe.summary) for name, recipe in RECIPES.items())
     for name in stages.list_stages():
         found.setdefault(name, stages.get_stage(name).description)
     return found

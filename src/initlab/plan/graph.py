@@ -4,7 +4,9 @@ The flow is read, in order of preference, from
 
 1. a ``torch.fx`` symbolic trace (torch.nn modules stay leaves, user code is
    traced through);
-2. a recorded forward pass on an example input: forward hooks on the leaf
+2. a recorded forward pass on an example input (a tensor, a tuple of
+   positional arguments or a dict of keyword arguments; without one, the
+   ``dummy_inputs`` Hugging Face models carry): forward hooks on the leaf
    modules plus a ``TorchFunctionMode`` that sees every tensor function called
    in user code, linked by tensor identity;
 3. registration order (no data flow): the activation module that follows a
@@ -41,6 +43,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from initlab.plan.layouts import normalising_role
 from initlab.plan.targets import is_weight_layer
 from initlab.schemes.gains import resolve_activation
 
@@ -174,7 +177,7 @@ def _weight_modules(module: nn.Module, name: str) -> tuple[str, ...]:
 def _classify_module(module: nn.Module, name: str) -> Op:
     if is_weight_layer(module):
         return Op("layer", name, [], modules=(name,))
-    if isinstance(module, _TRANSPARENT_MODULES):
+    if isinstance(module, _TRANSPARENT_MODULES) or normalising_role(module, "weight") is not None:
         return Op("transparent", name, [])
     if is_activation_module(module):
         return Op("activation", name, [], activation=module)
@@ -250,7 +253,8 @@ def _leaf_modules(model: nn.Module) -> dict[str, nn.Module]:
             continue
         if any(name.startswith(f"{leaf}.") for leaf in leaves):
             continue
-        if tracer.is_leaf_module(module, name):
+        # lists and dicts of modules are never called, so they cannot be leaves (fx counts them as torch.nn ones)
+        if not isinstance(module, nn.ModuleList | nn.ModuleDict) and tracer.is_leaf_module(module, name):
             leaves[name] = module
     return leaves
 
@@ -308,6 +312,24 @@ class _Recorder(TorchFunctionMode):
         return result
 
 
+def _call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) of the forward call: a tuple is the positional arguments, a dict the keyword ones."""
+    if isinstance(example_input, dict):
+        return (), dict(example_input)
+    return (example_input if isinstance(example_input, tuple) else (example_input,)), {}
+
+
+def conventional_example(model: nn.Module) -> Any:
+    """The example input a model carries by convention: Hugging Face's ``dummy_inputs`` (a dict); else None."""
+    if not isinstance(getattr(type(model), "dummy_inputs", None), property):
+        return None
+    try:
+        example = model.dummy_inputs
+    except Exception:  # a property of third-party code may fail in any way; then there is no example
+        return None
+    return example if isinstance(example, dict) and example else None
+
+
 def _ops_from_recording(model: nn.Module, example_input: Any) -> list[Op]:
     params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
     recorder = _Recorder(params)
@@ -323,14 +345,14 @@ def _ops_from_recording(model: nn.Module, example_input: Any) -> list[Op]:
 
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
-    inputs = example_input if isinstance(example_input, tuple) else (example_input,)
-    for tensor in _tensors(inputs):
+    args, kwargs = _call_arguments(example_input)
+    for tensor in _tensors((args, kwargs)):
         recorder.add(Op("input", "input", []), (), tensor)
     training = {name: m.training for name, m in model.named_modules()}
     try:
         model.eval()
         with torch.no_grad(), recorder:
-            result = model(*inputs)
+            result = model(*args, **kwargs)
         recorder.ops.append(Op("output", "output", recorder._inputs(result)))
     finally:
         for handle in handles:
@@ -542,6 +564,8 @@ def analyze(model: nn.Module, example_input: Any = None, *, need_residual: bool 
         return _flow_from_ops(model, ops, "fx", need_residual)
     except Exception as error:  # fx raises many kinds of errors on untraceable code
         reasons.append(f"torch.fx could not trace the model ({type(error).__name__}: {_first_line(error)})")
+    if example_input is None:
+        example_input = conventional_example(model)
     if example_input is not None:
         try:
             ops = _ops_from_recording(model, example_input)

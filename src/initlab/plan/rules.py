@@ -28,6 +28,7 @@ A KEY is
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import os
@@ -36,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plan_text, named_plans
+from initlab.plan.catalogue import (
+    IMPLICIT_RULES,
+    NAMED_PLANS,
+    RECIPES,
+    named_plan_text,
+    named_plans,
+)
 from initlab.plan.files import is_plan_file_name, read_plan_file, write_plan_file
 from initlab.plan.targets import (
     GRAPH_ROLES,
@@ -55,7 +62,7 @@ from initlab.plan.values import (
     parse_call,
     parse_value,
 )
-from initlab.schemes import Initializer, get
+from initlab.schemes import Initializer, get, strings
 
 __all__ = ["Rule", "Plan", "StageSpec", "PlanLike"]
 
@@ -338,7 +345,8 @@ class Plan:
         """
         found: list[tuple[Rule, str]] = [(rule, "plan") for rule in self.rules]
         if self.base is not None:
-            found.extend((rule, self.base) for rule, origin in self.expand_base().effective_rules() if origin != "implicit")
+            base_name = self.base.split("(", 1)[0]
+            found.extend((rule, base_name) for rule, origin in self.expand_base().effective_rules() if origin != "implicit")
         if self.default is not None:
             found.append((DefaultRule("default", self.default), "plan"))
             # a scheme that states what its biases are (edge_of_chaos: N(0, sigma_b2)) brings that rule
@@ -354,13 +362,31 @@ class Plan:
         return stages + list(self.stages)
 
     def expand_base(self) -> Plan:
-        """The named plan this plan extends, as a Plan of its own."""
+        """The named plan this plan extends, as a Plan of its own (a recipe's rules from its knobs)."""
         if self.base is None:
             return Plan()
+        if _recipe_call(self.base) is not None:
+            return _expand_recipe(self.base)
         text = named_plan_text(self.base)
         if text is None:
             raise ValueError(f"unknown named plan {self.base!r}; ready plans: {', '.join(named_plans())}")
         return Plan.parse(text, allow_named=False)
+
+    def bind(self, model: Any) -> Plan:
+        """This plan with every knob of its recipe filled in from ``model`` (other plans: unchanged).
+
+        ``Plan.parse("gpt2").bind(model)`` is ``gpt2(std=0.02, n_layer=12)``
+        for a 12-layer GPT-2: knobs given in the plan string stay, the others
+        are read from ``model.config`` (or counted from its structure), then
+        the recipe's defaults. The bound plan's string reproduces the same
+        rules on any model.
+        """
+        recipe_call = _recipe_call(self.base) if self.base is not None else None
+        if recipe_call is None:
+            return self
+        recipe, options = recipe_call
+        knobs = recipe.read_knobs(model, options)
+        return dataclasses.replace(self, base=_recipe_text(recipe.name, knobs))
 
     def needs_flow(self) -> bool:
         """Whether any rule needs the model's data flow (output/input/residual roles, auto, fixup)."""
@@ -384,9 +410,21 @@ class Plan:
         return False
 
     def describe(self) -> str:
-        """One line per effective rule, in matching order, with where it comes from."""
-        lines = [f"plan: {self}"]
-        for rule, origin in self.effective_rules():
+        """One line per effective rule, in matching order, with where it comes from.
+
+        A plan built on a recipe starts with the recipe's description (knobs,
+        formulas, sources); its rules follow when every knob is known.
+        """
+        recipe_call = _recipe_call(self.base) if self.base is not None else None
+        header = [recipe_call[0].describe(), ""] if recipe_call is not None else []
+        try:
+            rules = self.effective_rules()
+        except ValueError as error:
+            if recipe_call is None:
+                raise
+            return "\n".join([*header, f"plan: {self}", f"  (rules once the knobs are known: {error})"])
+        lines = [*header, f"plan: {self}"]
+        for rule, origin in rules:
             label = "default (weights, embeddings, recurrent)" if isinstance(rule, DefaultRule) else rule.key
             lines.append(f"  {label:<40} {rule.value}   [{origin}]")
         for stage in self.effective_stages():
@@ -406,11 +444,43 @@ def _refuse_repeated_key(key: str, rules: list[Rule], source: str) -> None:
 PlanLike: TypeAlias = "Plan | str | os.PathLike[str] | Mapping[str, Any] | Initializer | PlanValue"
 
 
+def _recipe_text(name: str, options: Mapping[str, Any]) -> str:
+    """``NAME`` or ``NAME(knob=value, ...)``, the canonical string of a recipe call."""
+    if not options:
+        return name
+    return f"{name}({', '.join(f'{key}={strings.format_value(value)}' for key, value in options.items())})"
+
+
+def _recipe_call(text: str) -> tuple[Any, dict[str, Any]] | None:
+    """(recipe, checked options) when ``text`` names a recipe (``gpt2``, ``gpt2(n_layer=48)``), else None."""
+    head = text.split("(", 1)[0].strip()
+    if head not in RECIPES:
+        return None
+    name, args, options = strings.parse_call(text, f"ready plan {head}")
+    if args:
+        raise ValueError(f"ready plan {text!r}: knobs are given as key=value, got positional values")
+    recipe = RECIPES[name]
+    return recipe, recipe.options(options)
+
+
+@functools.lru_cache(maxsize=64)
+def _expand_recipe(text: str) -> Plan:
+    """The rules of a recipe call (a plan is parsed once per knob values: recipes write a hundred rules)."""
+    call = _recipe_call(text)
+    assert call is not None
+    recipe, options = call
+    return Plan.parse(recipe.plan_text(options), allow_named=False)
+
+
 def _bare_item(value: Any, source: str, allow_named: bool) -> tuple[str | None, PlanValue | None]:
     """(named plan, None) or (None, default scheme) for the bare item of a plan."""
     if not (allow_named and isinstance(value, str)):
         return None, parse_value(value, f"plan {source!r}")
     name = value.strip()
+    recipe_call = _recipe_call(name)
+    if recipe_call is not None:
+        recipe, options = recipe_call
+        return _recipe_text(recipe.name, options), None
     if name in NAMED_PLANS:
         return name, None
     head = name.split("(", 1)[0].strip()

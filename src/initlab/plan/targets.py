@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from initlab.plan import layouts
 from initlab.schemes.fans import Fans, LayoutLike, fans
 
 __all__ = [
@@ -45,7 +46,7 @@ ROLES: dict[str, str] = {
     "bias": "bias of those layers (fans of its weight), RNN and attention biases",
     "embedding": "weight of Embedding / EmbeddingBag",
     "recurrent": "hidden-to-hidden weight of RNN / LSTM / GRU (weight_hh_l*)",
-    "norm_scale": "weight (gamma) of BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm",
+    "norm_scale": "weight (gamma) of BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm, and of modules that normalise",
     "norm_shift": "bias (beta) of those norms",
     "output": "weight of the model's output layer (the last Linear/Conv whose result reaches the output)",
     "output_bias": "bias of the model's output layer",
@@ -58,7 +59,7 @@ ROLES: dict[str, str] = {
     "residual_last": "weight of the last layer of a residual branch",
     "scalar": "a single-element parameter outside torch.nn layers (e.g. SkipInit / ReZero alpha)",
     "activation": "parameter of an activation (PReLU slope)",
-    "other": "any other parameter of a custom module (layout unknown)",
+    "other": "any other parameter of a custom module (layout unknown; initlab.register_layout declares it)",
 }
 
 # roles that need the model's data flow (torch.fx trace or a recorded forward pass)
@@ -101,8 +102,12 @@ def module_family_types(name: str) -> tuple[type[nn.Module], ...] | None:
 
 
 def is_weight_layer(module: nn.Module) -> bool:
-    """Linear, Bilinear, ConvNd or ConvTransposeNd: the layers whose gain a following activation sets."""
-    return isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd)
+    """Linear, Bilinear, ConvNd, ConvTransposeNd or a registered layer: the layers whose gain an activation sets.
+
+    A registered layer is one whose ``weight`` has a weight layout in
+    :mod:`initlab.plan.layouts` (e.g. Hugging Face ``Conv1D``).
+    """
+    return isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd) or layouts.is_registered_layer(module)
 
 
 @dataclass(frozen=True)
@@ -236,9 +241,34 @@ def _recurrent_blocks(module: nn.RNNBase, local: str, shape: tuple[int, ...]) ->
     return {"other"}, _whole(shape, _vector_layout(shape), {"other"})
 
 
+def _groups(module: nn.Module, layout: str) -> int:
+    return int(getattr(module, "groups", 1) or 1) if layout in ("conv", "conv_transpose") else 1
+
+
+def _registered_blocks(module: nn.Module, local: str, shape: tuple[int, ...]) -> tuple[set[str], list[Block]] | None:
+    """Roles and blocks from :mod:`initlab.plan.layouts`; a registered layer's bias takes its weight's fans."""
+    entry = layouts.registered_layout(module, local)
+    if entry is not None:
+        return set(entry.roles), _whole(shape, entry.layout, set(entry.roles), _groups(module, entry.layout))
+    weight = getattr(module, "weight", None)
+    weight_entry = layouts.registered_layout(module, "weight")
+    if local != "bias" or not isinstance(weight, torch.Tensor) or weight_entry is None:
+        return None
+    if weight_entry.layout not in layouts.WEIGHT_LAYOUTS:
+        return None
+    try:
+        weight_fans = fans(tuple(weight.shape), weight_entry.layout, _groups(module, weight_entry.layout))
+    except ValueError:
+        return None
+    return {"bias"}, _whole(shape, weight_fans, {"bias"})
+
+
 def describe_parameter(module: nn.Module, local: str, tensor: torch.Tensor) -> tuple[set[str], list[Block]]:
     """Roles and blocks of ``module.<local>`` (``tensor`` is its current value)."""
     shape = tuple(int(d) for d in tensor.shape)
+    registered = _registered_blocks(module, local, shape)
+    if registered is not None:
+        return registered
     if isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd):
         return _layer_blocks(module, local, shape)
     if isinstance(module, nn.Embedding | nn.EmbeddingBag) and local == "weight":
@@ -252,6 +282,9 @@ def describe_parameter(module: nn.Module, local: str, tensor: torch.Tensor) -> t
         return _recurrent_blocks(module, local, shape)
     if isinstance(module, nn.PReLU):
         return {"activation"}, _whole(shape, _vector_layout(shape), {"activation"})
+    norm_role = layouts.normalising_role(module, local)
+    if norm_role is not None:
+        return {norm_role}, _whole(shape, "vector", {norm_role})
     if tensor.numel() == 1:
         return {"scalar"}, _whole(shape, _vector_layout(shape), {"scalar"})
     if tensor.dim() == 1 and "bias" in local:

@@ -75,6 +75,8 @@ class Resolved:
     gain: float | None = None
     values: torch.Tensor | None = None
     note: str = ""
+    # what the fill leaves undone (listed in InitReport.warnings; init_model(strict=True) raises it)
+    warning: str = ""
 
 
 class PlanValue:

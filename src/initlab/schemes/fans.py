@@ -8,6 +8,7 @@ is (out, in), a Keras kernel (in, out), a transposed convolution (in, out/g,
 layout              shape                      fans
 ==================  =========================  =====================================
 ``linear``          (out, in)                  in, out
+``linear_t``        (in, out)                  in, out  (transposed linear: HF ``Conv1D``)
 ``conv``            (out, in/g, *k)            in/g * k, out/g * k
 ``conv_transpose``  (in, out/g, *k)            in/g * k, out/g * k
 ``embedding``       (num_embeddings, dim)      num_embeddings, dim (one-hot rows)
@@ -36,7 +37,7 @@ from initlab.rng.checks import check_int
 
 __all__ = ["Fans", "fans", "LAYOUTS", "torch_fans", "LayoutLike", "shape_of"]
 
-LAYOUTS = ("linear", "conv", "conv_transpose", "embedding", "keras", "jax", "vector")
+LAYOUTS = ("linear", "linear_t", "conv", "conv_transpose", "embedding", "keras", "jax", "vector")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def fans(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -
             raise ValueError(f"layout 'vector' is for 0-D and 1-D tensors, got shape {dims}")
         n = dims[0] if rank == 1 else 1
         return Fans(n, n, 1)
-    if layout in ("linear", "embedding"):
+    if layout in ("linear", "linear_t", "embedding"):
         if rank != 2:
             raise ValueError(
                 f"layout {layout!r} expects a 2-D shape, got {rank}-D shape {dims}; "

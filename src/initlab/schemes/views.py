@@ -10,6 +10,7 @@ writing into the view writes the weight:
 layout              shape                  view[g, o, i, t] is
 ==================  =====================  ====================================
 ``linear``          (out, in)              w[o, i]               (groups = 1)
+``linear_t``        (in, out)              w[i, o]               (groups = 1)
 ``embedding``       (num, dim)             w[i, o]  (a row is looked up by a one-hot input)
 ``conv``            (out, in/g, *k)        w[g * out/g + o, i, t]
 ``conv_transpose``  (in, out/g, *k)        w[g * in/g + i, o, t]
@@ -68,7 +69,7 @@ def unit_blocks(owner: str, shape: Sequence[int], layout: LayoutLike, groups: in
         raise ValueError(
             f"{owner}: groups={groups} applies to layouts {', '.join(_GROUPED)}, got layout {name!r}"
         )
-    if name in ("linear", "embedding"):
+    if name in ("linear", "linear_t", "embedding"):
         if len(dims) != 2:
             raise ValueError(f"{owner}: layout {name!r} expects a 2-D shape, got {dims}")
         out, inp = (dims[0], dims[1]) if name == "linear" else (dims[1], dims[0])
@@ -94,7 +95,7 @@ def unit_view(out: torch.Tensor, layout: LayoutLike, blocks: UnitBlocks) -> torc
     g, o, i, t = blocks.groups, blocks.out_per_group, blocks.in_per_group, blocks.taps
     if name == "linear":
         return out.view(1, o, i, 1)
-    if name == "embedding":
+    if name in ("embedding", "linear_t"):
         return out.t().unsqueeze(0).unsqueeze(-1)
     if name == "conv":
         return out.view(g, o, i, t)
