@@ -25,6 +25,7 @@ from initlab.datainit import lsuv
 from initlab.plan import InitReport, Plan, init_model
 from initlab.rng.deprecation import moved_attributes
 from initlab.schemes import (
+    Axes,
     Fans,
     constant,
     delta_orthogonal,
@@ -132,6 +133,7 @@ __all__ = [
     "register",
     "fans",
     "Fans",
+    "Axes",
     "gain",
     # whole models
     "init_model",

@@ -20,7 +20,7 @@ from initlab.schemes.basic import (
     Uniform,
     Zeros,
 )
-from initlab.schemes.fans import LAYOUTS, Fans, fans, torch_fans
+from initlab.schemes.fans import LAYOUTS, Axes, Fans, fans, torch_fans
 from initlab.schemes.gains import activation_function, gain, gaussian_expectation
 from initlab.schemes.initializer import Description, Initializer, Moments
 from initlab.schemes.presets import FlaxDefault, KerasDefault, LasagneDefault, TorchDefault
@@ -83,6 +83,7 @@ CLASSES = tuple(globals()[name].__name__ for name in FACTORIES)
 ALIASES: dict[str, str] = {alias: name for name in FACTORIES for alias in globals()[name].aliases}
 
 __all__ = [
+    "Axes",
     "Description",
     "Fans",
     "Initializer",

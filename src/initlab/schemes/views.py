@@ -17,7 +17,8 @@ layout              shape                  view[g, o, i, t] is
 ==================  =====================  ====================================
 
 A :class:`Fans` object standing in for the layout reads a 2-D tensor as
-``linear`` and a larger one as ``conv``.
+``linear`` and a larger one as ``conv``; ``Axes()`` with JAX's default axes
+reads as ``jax``, other axes name no units (a ValueError here).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from initlab.rng.checks import check_int
-from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.fans import Axes, Fans, LayoutLike
 
 __all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout"]
 
@@ -51,6 +52,15 @@ def effective_layout(shape: Sequence[int], layout: LayoutLike) -> str:
     """The layout name to read ``shape`` with; a Fans object means linear (2-D) or conv (more)."""
     if isinstance(layout, Fans):
         return "linear" if len(shape) == 2 else "conv"
+    if isinstance(layout, str) and layout.lstrip().startswith("axes("):
+        layout = Axes.parse(layout)
+    if isinstance(layout, Axes):
+        if layout != Axes():
+            raise ValueError(
+                f"{layout} declares fans, not which entry joins which input and output unit; structured "
+                "schemes (orthogonal, sparse, dirac, ...) need a named layout (linear, conv, jax, ...)"
+            )
+        return "jax"
     return layout
 
 
