@@ -161,3 +161,159 @@ def test_complex_fills_work_in_place_and_refuse_schemes_without_complex_support(
     assert il.glorot_uniform().numpy((4, 5), rng=0, dtype=np.complex64).dtype == np.complex64
     with pytest.raises(TypeError, match="complex64 and complex128 for the variance-scaling schemes"):
         il.orthogonal()(torch.zeros(4, 4, dtype=torch.complex64))
+
+
+# -- the jax: dialect -------------------------------------------------------------------------
+KS_ALPHA = 1e-4
+KURTOSIS = {"truncated_normal": 2.36, "uniform": 1.8, "normal": 3.0}
+
+
+def assert_same_distribution(reference: np.ndarray, ours: np.ndarray, expected_std: float, kurtosis: float) -> None:
+    import scipy.stats
+
+    assert scipy.stats.ks_2samp(reference.ravel(), ours.ravel()).pvalue > KS_ALPHA
+    tolerance = Z * expected_std * math.sqrt((kurtosis - 1.0) / (4 * reference.size))
+    assert abs(reference.std() - expected_std) < tolerance
+    assert abs(ours.std() - expected_std) < tolerance
+
+
+@pytest.mark.parametrize(
+    "name,distribution",
+    [("glorot_normal", "truncated_normal"), ("glorot_uniform", "uniform"), ("he_normal", "truncated_normal"),
+     ("he_uniform", "uniform"), ("lecun_normal", "truncated_normal"), ("lecun_uniform", "uniform")],
+)
+@pytest.mark.parametrize("axes", [{}, {"batch_axis": 0}, {"in_axis": 0, "out_axis": (1, 2)}], ids=["default", "batch", "tuple"])
+def test_jax_names_draw_what_jax_draws_on_jax_axes(jax, name, distribution, axes) -> None:  # type: ignore[no-untyped-def]
+    from jax.nn import initializers
+
+    shape = (6, 40, 90)
+    reference = _jax_sample(jax, getattr(initializers, name)(**axes), shape)
+    scheme = il.get(f"jax:{name}")
+    layout = Axes(**axes)
+    description = scheme.describe(shape, layout)
+    assert description.fans == il.fans(shape, layout)
+    ours = scheme.sample(shape, layout=layout, generator=torch.Generator().manual_seed(2)).double().numpy()
+    assert_same_distribution(reference, ours, description.expected_std, KURTOSIS[distribution])
+    # the axes may be the scheme's own fields instead; the string form keeps them
+    own = il.get(f"jax:{name}")
+    if axes:
+        own = type(own)(**axes)
+        assert il.get(str(own)) == own
+        assert own.describe(shape, "jax").expected_std == description.expected_std
+
+
+def test_jax_names_on_a_torch_layout_use_the_fans_of_the_flax_kernel(jax, compute_fans) -> None:  # type: ignore[no-untyped-def]
+    # a torch Conv2d(32, 48, 3, groups=4) weight (48, 8, 3, 3) is the Flax kernel (3, 3, 8, 48)
+    fan_in, fan_out = compute_fans((3, 3, 8, 48))
+    fans = il.get("jax:glorot_normal").describe((48, 8, 3, 3), "conv", groups=4).fans
+    assert (fans.fan_in, fans.fan_out) == (fan_in, fan_out)
+    with pytest.raises(ValueError, match="describe a tensor in JAX's layout"):
+        il.get("jax:he_normal(in_axis=0)").sample((4, 5), layout="linear")
+    with pytest.raises(ValueError, match="given twice"):
+        il.get("jax:he_normal(batch_axis=0)").sample((2, 4, 5), layout=Axes(batch_axis=0))
+
+
+def test_jax_normal_names_mean_what_jax_means(jax) -> None:  # type: ignore[no-untyped-def]
+    from jax.nn import initializers
+
+    shape = (300, 200)
+    for ours_name, reference_init in [
+        ("jax:normal", initializers.normal()),
+        ("jax:uniform", initializers.uniform()),
+        ("jax:truncated_normal(stddev=0.5, lower=-1.0, upper=3.0)", initializers.truncated_normal(0.5, lower=-1.0, upper=3.0)),
+        ("jax:variance_scaling(2.0, fan_geo_avg, normal)", initializers.variance_scaling(2.0, "fan_geo_avg", "normal")),
+    ]:
+        reference = _jax_sample(jax, reference_init, shape)
+        scheme = il.get(ours_name)
+        ours = scheme.sample(shape, layout="jax", generator=torch.Generator().manual_seed(3)).double().numpy()
+        import scipy.stats
+
+        assert scipy.stats.ks_2samp(reference.ravel(), ours.ravel()).pvalue > KS_ALPHA, ours_name
+        assert abs(reference.mean() - ours.mean()) < Z * scheme.describe(shape, "jax").expected_std * math.sqrt(2 / reference.size)
+    # JAX's uniform is U[0, scale), torch's and initlab's are centred or given by both ends
+    assert il.get("jax:uniform").describe((3, 3)).bounds == (0.0, 0.01)
+
+
+@pytest.mark.parametrize("distribution", ["normal", "uniform", "truncated_normal"])
+def test_jax_dialect_draws_jax_complex_laws_with_jax_constant(jax, distribution) -> None:  # type: ignore[no-untyped-def]
+    import jax.numpy as jnp
+    import scipy.stats
+    from jax.nn import initializers
+
+    shape = (400, 500)
+    reference = _jax_sample(jax, initializers.variance_scaling(1.0, "fan_in", distribution), shape, jnp.complex64)
+    ours = il.get(f"jax:variance_scaling(1.0, fan_in, {distribution})").sample(
+        shape, layout="jax", dtype=torch.complex64, generator=torch.Generator().manual_seed(4)).numpy().astype(np.complex128)
+    # the modulus has the same law; the phase is uniform in both
+    assert scipy.stats.ks_2samp(np.abs(reference).ravel(), np.abs(ours).ravel()).pvalue > KS_ALPHA
+    squares = np.corrcoef(ours.real.ravel() ** 2, ours.imag.ravel() ** 2)[0, 1]
+    expected_correlation = np.corrcoef(reference.real.ravel() ** 2, reference.imag.ravel() ** 2)[0, 1]
+    assert abs(squares - expected_correlation) < 2 * Z / math.sqrt(reference.size)
+    if distribution == "uniform":  # a disk of radius sqrt(2) std, not a square
+        assert np.abs(ours).max() <= math.sqrt(2.0 / 400) + 1e-6
+
+
+@pytest.mark.parametrize("kernel", [(4, 4, 8, 8), (3, 3, 8, 8), (4, 8, 16), (2, 4, 2, 6, 6)])
+def test_delta_orthogonal_center_jax_puts_the_matrix_where_jax_does(jax, kernel) -> None:  # type: ignore[no-untyped-def]
+    from jax.nn import initializers
+
+    reference = _jax_sample(jax, initializers.delta_orthogonal(), kernel)
+    taps = np.argwhere(np.abs(reference).sum(axis=(-2, -1)) > 0)
+    ours = il.delta_orthogonal(center="jax").sample(kernel, layout="jax", generator=torch.Generator().manual_seed(5)).numpy()
+    assert np.array_equal(np.argwhere(np.abs(ours).sum(axis=(-2, -1)) > 0), taps)
+    dialect = il.get("jax:delta_orthogonal").sample(kernel, layout="jax", generator=torch.Generator().manual_seed(5)).numpy()
+    assert np.array_equal(dialect, ours)
+    matrix = ours[tuple(taps[0])]
+    np.testing.assert_allclose(matrix @ matrix.T, np.eye(kernel[-2]), atol=1e-5)  # out >= in: orthonormal rows
+    torch_taps = np.argwhere(np.abs(il.delta_orthogonal().sample(kernel, layout="jax").numpy()).sum(axis=(-2, -1)) > 0)
+    assert np.array_equal(torch_taps[0], [k // 2 for k in kernel[:-2]])
+    assert np.array_equal(taps[0], [(k - 1) // 2 for k in kernel[:-2]])
+    with pytest.raises(ValueError, match="out >= in"):
+        il.get("jax:delta_orthogonal").sample((3, 3, 8, 4), layout="jax")
+
+
+# -- Flax layers and flax_default -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def flax(jax: Any) -> Any:
+    return pytest.importorskip("flax.linen")
+
+
+def _flax_kernel(jax: Any, module: Any, inputs: tuple[int, ...]) -> dict[str, np.ndarray]:
+    import jax.numpy as jnp
+
+    params = module.init(jax.random.key(7), jnp.zeros(inputs))["params"]
+    return {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
+
+
+@pytest.mark.parametrize(
+    "make,inputs,weight,layout,groups",
+    [
+        (lambda nn: nn.Dense(120), (1, 90), (120, 90), "linear", 1),
+        (lambda nn: nn.Conv(48, (3, 3)), (1, 8, 8, 32), (48, 32, 3, 3), "conv", 1),
+        (lambda nn: nn.Conv(48, (3, 3), feature_group_count=4), (1, 8, 8, 32), (48, 8, 3, 3), "conv", 4),
+        (lambda nn: nn.Conv(64, (3, 3), feature_group_count=32), (1, 8, 8, 32), (64, 1, 3, 3), "conv", 32),
+        (lambda nn: nn.ConvTranspose(48, (3, 3)), (1, 8, 8, 32), (32, 48, 3, 3), "conv_transpose", 1),
+    ],
+    ids=["dense", "conv", "grouped", "depthwise", "transposed"],
+)
+def test_flax_default_draws_what_flax_layers_draw_with_the_fans_flax_uses(jax, flax, compute_fans, make, inputs, weight, layout, groups) -> None:  # type: ignore[no-untyped-def]
+    params = _flax_kernel(jax, make(flax), inputs)
+    kernel = params["kernel"]
+    fan_in, fan_out = compute_fans(kernel.shape)
+    preset = il.get("flax:default")
+    assert preset == il.flax_default()
+    description = preset.describe(weight, layout, groups)
+    assert (description.fans.fan_in, description.fans.fan_out) == (fan_in, fan_out)  # printed = used
+    ours = preset.sample(weight, layout=layout, groups=groups, generator=torch.Generator().manual_seed(7)).double().numpy()
+    assert description.expected_std == pytest.approx(1.0 / math.sqrt(fan_in), rel=1e-12)
+    assert_same_distribution(kernel, ours, description.expected_std, KURTOSIS["truncated_normal"])
+    assert np.array_equal(params["bias"], np.zeros_like(params["bias"]))
+
+
+def test_flax_default_embeddings_match_flax_embed(jax, flax) -> None:  # type: ignore[no-untyped-def]
+    import jax.numpy as jnp
+
+    params = flax.Embed(400, 60).init(jax.random.key(8), jnp.zeros((1, 3), dtype=jnp.int32))["params"]
+    reference = np.asarray(params["embedding"], dtype=np.float64)
+    ours = il.flax_default().sample((400, 60), layout="embedding", generator=torch.Generator().manual_seed(8)).double().numpy()
+    assert_same_distribution(reference, ours, 1.0 / math.sqrt(60), KURTOSIS["normal"])

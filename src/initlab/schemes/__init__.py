@@ -80,7 +80,12 @@ FACTORIES = tuple(info.name for info in list_schemes())
 CLASSES = tuple(globals()[name].__name__ for name in FACTORIES)
 
 # torch.nn.init's names, kept as attributes for one release (scheme strings keep them for good)
-ALIASES: dict[str, str] = {alias: name for name in FACTORIES for alias in globals()[name].aliases}
+ALIASES: dict[str, str] = {
+    alias: name for name in FACTORIES for alias in globals()[name].aliases if ":" not in alias
+}
+
+# the frameworks' names (keras:he_normal, torch:kaiming_normal_, ...) join the catalogue's registry
+from initlab.schemes import dialects  # noqa: E402
 
 __all__ = [
     "Axes",
@@ -91,6 +96,7 @@ __all__ = [
     "Moments",
     "SchemeInfo",
     "activation_function",
+    "dialects",
     "fans",
     "gain",
     "gaussian_expectation",

@@ -32,7 +32,7 @@ import torch
 from initlab.rng.checks import check_int
 from initlab.schemes.fans import Axes, Fans, LayoutLike
 
-__all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout"]
+__all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout", "CENTERS"]
 
 _GROUPED = ("conv", "conv_transpose", "keras", "jax")
 
@@ -113,9 +113,14 @@ def unit_view(out: torch.Tensor, layout: LayoutLike, blocks: UnitBlocks) -> torc
     return out.view(t, i, g, o).permute(2, 3, 1, 0)
 
 
-def centre_tap(kernel: tuple[int, ...]) -> int:
-    """Flat index of the kernel's centre (k // 2 along each axis, as torch's dirac_)."""
+# where the centre of an even kernel is: torch's dirac_ takes k // 2, JAX's delta_orthogonal (k - 1) // 2
+CENTERS = ("torch", "jax")
+
+
+def centre_tap(kernel: tuple[int, ...], center: str = "torch") -> int:
+    """Flat index of the kernel's centre: k // 2 along each axis (``"torch"``, as torch's dirac_),
+    or (k - 1) // 2 (``"jax"``, as jax.nn.initializers.delta_orthogonal); the same for odd k."""
     index = 0
     for size in kernel:
-        index = index * size + size // 2
+        index = index * size + (size // 2 if center == "torch" else (size - 1) // 2)
     return index
