@@ -77,6 +77,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "probe": ("initlab.probe", None),
     "lab": ("initlab.lab", None),
+    "mup": ("initlab.mup", None),
     "doctor": ("initlab.diagnosis", "doctor"),
     "fingerprint": ("initlab.diagnosis", "fingerprint"),
 }

@@ -10,7 +10,7 @@ See docs/plans.md for the rule syntax, the ready plans and the exact rules
 each one applies.
 """
 
-from initlab.plan import stages
+from initlab.plan import mup, stages
 from initlab.plan.apply import RNG_KINDS, init_model
 from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
@@ -22,6 +22,7 @@ from initlab.plan.values import PLAN_SCHEMES
 
 __all__ = [
     "init_model",
+    "mup",
     "Plan",
     "PlanLike",
     "Rule",
