@@ -27,10 +27,11 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 
 # -- strings and the catalogue -------------------------------------------------------------------
-@pytest.mark.parametrize("namespace", ["keras", "jax", "torch", "timm", "lasagne"])
+@pytest.mark.parametrize("namespace", ["keras", "jax", "flax", "torch", "timm", "lasagne"])
 def test_every_dialect_name_round_trips_and_is_listed_under_its_namespace(namespace: str) -> None:
     rows = il.list_schemes(namespace)
-    assert rows and all(row.name.startswith(f"{namespace}:") for row in rows)
+    assert rows and all(any(key.startswith(f"{namespace}:") for key in (row.name, *row.aliases)) for row in rows)
+    assert namespace in il.schemes.registry.namespaces()
     for row in rows:
         scheme = il.get(row.name)
         assert il.get(str(scheme)) == scheme
@@ -224,3 +225,25 @@ def test_jax_uniform_is_not_centred_unlike_torch_uniform() -> None:
     values = il.get("jax:uniform(scale=1.0)").sample((100, 100), generator=seeded(11)).numpy()
     assert values.min() >= 0.0 and abs(values.mean() - 0.5) < Z * math.sqrt(1 / 12 / values.size)
     assert np.allclose(il.get("torch:uniform_").describe((2, 2)).bounds, (0.0, 1.0))
+
+
+# -- every torch: name against torch.nn.init of that name, torch's defaults ---------------------------------
+TORCH_ARGUMENTS: dict[str, dict[str, float]] = {"constant_": {"val": 0.3}, "sparse_": {"sparsity": 0.25}}
+TORCH_NAMES = [row for row in il.list_schemes("torch") if row.name.startswith("torch:")]
+
+
+@pytest.mark.parametrize("row", TORCH_NAMES, ids=lambda row: row.name)
+def test_every_torch_name_gives_the_bits_of_the_torch_init_of_that_name(row) -> None:  # type: ignore[no-untyped-def]
+    name = row.name.split(":", 1)[1]
+    arguments = TORCH_ARGUMENTS.get(name, {})
+    shape, layout = ((8, 4, 3, 3), "conv") if name == "dirac_" else ((60, 40), "linear")
+    expected = getattr(nn.init, name)(torch.empty(shape), **arguments, **({} if name in ("ones_", "zeros_", "eye_", "dirac_", "constant_") else {"generator": seeded(12)}))
+    scheme = type(il.get(row.name))(**arguments)
+    ours = scheme(torch.empty(shape), layout=layout, generator=seeded(12))
+    if name == "trunc_normal_":  # torch draws it by inverse CDF, initlab by its own sampler: the same law
+        assert scipy.stats.ks_2samp(expected.numpy().ravel(), ours.numpy().ravel()).pvalue > KS_ALPHA
+    elif name == "sparse_":  # the same number of zeros in each column, the same law elsewhere; other positions
+        assert torch.equal((ours == 0).sum(dim=0), (expected == 0).sum(dim=0))
+        assert scipy.stats.ks_2samp(expected[expected != 0].numpy(), ours[ours != 0].numpy()).pvalue > KS_ALPHA
+    else:
+        assert torch.equal(ours, expected)

@@ -317,3 +317,45 @@ def test_flax_default_embeddings_match_flax_embed(jax, flax) -> None:  # type: i
     reference = np.asarray(params["embedding"], dtype=np.float64)
     ours = il.flax_default().sample((400, 60), layout="embedding", generator=torch.Generator().manual_seed(8)).double().numpy()
     assert_same_distribution(reference, ours, 1.0 / math.sqrt(60), KURTOSIS["normal"])
+
+
+# -- every jax: and flax: name against jax.nn.initializers / flax.linen.initializers of that name ----------
+JAX_ARGUMENTS: dict[str, tuple[Any, ...]] = {"constant": (0.3,), "variance_scaling": (2.0, "fan_avg", "uniform")}
+JAX_NAMES = [row for row in il.list_schemes("jax") if row.name.startswith("jax:")]
+
+
+@pytest.mark.parametrize("row", JAX_NAMES, ids=lambda row: row.name)
+def test_every_jax_name_draws_what_the_jax_initializer_of_that_name_draws(jax, row) -> None:  # type: ignore[no-untyped-def]
+    import flax.linen.initializers as flax_initializers
+    from jax.nn import initializers
+
+    name = row.name.split(":", 1)[1]
+    factory = getattr(initializers, name)
+    for alias in row.aliases:  # JAX's own aliases and flax.linen's re-exports are the same function
+        namespace, spelled = alias.split(":", 1)
+        source = flax_initializers if namespace == "flax" else initializers
+        found = getattr(source, spelled)
+        assert found is factory or (spelled.endswith("_init") and found() is factory), alias
+        assert il.get(alias) == il.get(row.name)
+    arguments = JAX_ARGUMENTS.get(name, ())
+    reference_init = factory if name in ("zeros", "ones") else factory(*arguments)
+    shape = (3, 3, 20, 30) if name == "delta_orthogonal" else (40, 60)
+    reference = _jax_sample(jax, reference_init, shape)
+    scheme = il.get(row.name)
+    if arguments:
+        scheme = type(scheme)(*arguments)
+    description = scheme.describe(shape, "jax")
+    ours = scheme.sample(shape, layout="jax", generator=torch.Generator().manual_seed(8)).double().numpy()
+    if description.distribution == "constant":
+        assert np.array_equal(reference, ours)
+        return
+    if name == "delta_orthogonal":  # zero but at the centre tap, where both hold an orthogonal (20, 30) matrix
+        for values in (reference, ours):
+            assert np.count_nonzero(values) == np.count_nonzero(values[1, 1])
+            np.testing.assert_allclose(values[1, 1] @ values[1, 1].T, np.eye(20), atol=1e-5)
+        return
+    import scipy.stats
+
+    assert scipy.stats.ks_2samp(reference.ravel(), ours.ravel()).pvalue > KS_ALPHA, row.name
+    tolerance = Z * description.expected_std * math.sqrt(2.0 / (4 * reference.size))
+    assert abs(reference.std() - description.expected_std) < tolerance and abs(ours.std() - description.expected_std) < tolerance

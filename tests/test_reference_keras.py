@@ -181,3 +181,34 @@ def test_keras_default_embeddings_and_biases_match_keras_layers(keras) -> None: 
     dense = keras.layers.Dense(8)
     dense.build((None, 4))
     assert np.array_equal(_numpy(keras, dense.bias), il.keras_default().sample((8,), layout="vector").double().numpy())
+
+
+# -- every keras: name against keras.initializers.get of the same name, with Keras' defaults --------------
+KERAS_ARGUMENTS: dict[str, dict[str, Any]] = {"constant": {"value": 0.3},
+                                              "variance_scaling": {"scale": 2.0, "mode": "fan_avg", "distribution": "normal"}}
+KERAS_NAMES = [row for row in il.list_schemes("keras") if row.name.startswith("keras:")]
+
+
+@pytest.mark.parametrize("row", KERAS_NAMES, ids=lambda row: row.name)
+def test_every_keras_name_draws_what_the_keras_initializer_of_that_name_draws(keras, row) -> None:  # type: ignore[no-untyped-def]
+    name = row.name.split(":", 1)[1]
+    arguments = KERAS_ARGUMENTS.get(name, {})
+    # the snake_case name and the CamelCase alias are Keras' two spellings of one initializer class
+    camel = next(alias.split(":", 1)[1] for alias in row.aliases if alias.split(":", 1)[1][0].isupper())
+    keras_class = getattr(keras.initializers, camel)
+    if name != "constant":  # keras.initializers.get("constant") cannot build a Constant without a value
+        assert type(keras.initializers.get(name)) is keras_class
+    for alias in row.aliases:
+        assert il.get(alias) == il.get(row.name)
+    reference_init = keras_class(**arguments)
+    keras.utils.set_random_seed(7)
+    kernel = (40, 60)  # Keras' (in, out); initlab reads it in the "keras" layout
+    reference = _numpy(keras, reference_init(kernel))
+    scheme = type(il.get(row.name))(**arguments)
+    description = scheme.describe(kernel, "keras")
+    ours = scheme.sample(kernel, layout="keras", generator=torch.Generator().manual_seed(7)).double().numpy().ravel()
+    if description.distribution in ("constant", "deterministic"):
+        assert np.array_equal(reference, ours)
+        return
+    assert_same_distribution(reference, ours, description.expected_std, 3.0)
+    assert abs(reference.mean() - ours.mean()) < Z * description.expected_std * math.sqrt(2.0 / reference.size)

@@ -126,7 +126,14 @@ def get(spec: str | dict[str, Any] | Initializer | Callable[..., Any]) -> Initia
 
 def namespaces() -> list[str]:
     """The framework namespaces that have schemes registered (``keras``, ``jax``, ...), in order."""
-    return list(dict.fromkeys(name.split(":", 1)[0] for name in _REGISTRY if ":" in name))
+    return list(dict.fromkeys(name.split(":", 1)[0] for name in (*_REGISTRY, *_ALIASES) if ":" in name))
+
+
+def _in_namespace(name: str, aliases: tuple[str, ...], dialect: str | None) -> bool:
+    """initlab's own scheme (dialect None), or one with a name or alias in ``dialect:``."""
+    if dialect is None:
+        return ":" not in name
+    return any(key.startswith(f"{dialect}:") for key in (name, *aliases))
 
 
 def list_schemes(dialect: str | None = None) -> list[SchemeInfo]:
@@ -134,13 +141,15 @@ def list_schemes(dialect: str | None = None) -> list[SchemeInfo]:
 
     ``dialect=None`` (default): initlab's own schemes; a namespace
     (``"keras"``, ``"jax"``, ``"flax"``, ``"torch"``, ``"timm"``, ``"lasagne"``):
-    that framework's names (``keras:he_normal``, ...).
+    the schemes with a name or alias there (``keras:he_normal``, and
+    ``keras_default`` for ``keras:default``); ``flax:`` holds JAX's names
+    (re-exported by flax.linen.initializers) and ``flax:default``.
     """
     if dialect is not None and dialect not in namespaces():
         raise ValueError(f"dialect must be None or one of {', '.join(namespaces())}, got {dialect!r}")
     rows = []
     for name, cls in _REGISTRY.items():
-        if (name.split(":", 1)[0] if ":" in name else None) != dialect:
+        if not _in_namespace(name, cls.aliases, dialect):
             continue
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append(
