@@ -94,19 +94,11 @@ def flax_fans(shape: Sequence[int], layout: LayoutLike = "linear", groups: int =
 
 
 def lasagne_fans(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans:
-    """Lasagne's (n1, n2) times the receptive field, in/out named: torch's fans for kernels."""
-    dims = shape_of(shape)
-    own = _own_layout(dims, layout)
-    if own is not None:
-        return own
-    declared = fans(dims, layout, groups)
-    if layout in ("conv", "conv_transpose"):
-        return torch_fans(dims)
-    return declared
+    """Lasagne's (n1, n2) times the receptive field, in/out named: torch's fans for kernels.
 
-
-def _torch(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans:
-    """``torch.nn.init._calculate_fan_in_and_fan_out``: dim 1 and dim 0 times the receptive field."""
+    They are ``torch.nn.init._calculate_fan_in_and_fan_out``'s (dim 1 and dim 0
+    times the receptive field), so torch and timm use this rule too.
+    """
     dims = shape_of(shape)
     own = _own_layout(dims, layout)
     if own is not None:
@@ -119,7 +111,7 @@ def _torch(shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1)
 
 # framework -> its fan rule on initlab's layouts
 FRAMEWORKS = {"initlab": fans, "keras": keras_fans, "jax": flax_fans, "flax": flax_fans,
-              "lasagne": lasagne_fans, "torch": _torch, "timm": _torch}
+              "lasagne": lasagne_fans, "torch": lasagne_fans, "timm": lasagne_fans}
 
 
 def framework_fans(framework: str, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans:

@@ -21,7 +21,7 @@ from initlab.rng.checks import check_number
 from initlab.schemes.fans import Axes, Fans, LayoutLike
 from initlab.schemes.initializer import Initializer, Moments
 
-__all__ = ["Translation", "Translated", "positive_fans", "is_own_axes", "number"]
+__all__ = ["Translation", "Translated", "Fixed", "Filled", "positive_fans", "is_own_axes", "number"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,33 @@ class Translated(Initializer):
         found = self._translated(out.shape, layout, groups)
         inner_fans = found.scheme.fans_of(out.shape, found.layout, found.groups)
         found.scheme.fill_complex_(out, found.layout, found.groups, inner_fans, generator)
+
+
+class Fixed(Translated):
+    """A dialect scheme without parameters that is one initlab scheme on every layout (zeros, ones, eye)."""
+
+    fixed: ClassVar[Initializer]
+
+    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
+        return Translation(self.fixed, layout, groups)
+
+
+class Filled(Translated):
+    """A dialect's constant: every entry the value of the field ``value_field`` (Keras' and JAX's
+    ``value``, torch's and Lasagne's ``val``)."""
+
+    value_field: ClassVar[str] = "value"
+    distribution = "constant"
+    uses_fans = False
+    elementwise = True
+
+    def __post_init__(self) -> None:
+        number(self, self.value_field)
+
+    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
+        from initlab.schemes.basic import Constant
+
+        return Translation(Constant(getattr(self, self.value_field)), layout, groups)
 
 
 def number(owner: Initializer, field: str, *, minimum: float | None = None, strict: bool = False) -> None:

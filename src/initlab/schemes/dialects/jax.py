@@ -35,8 +35,15 @@ import torch
 from initlab import rng
 from initlab.rng import GeneratorLike
 from initlab.rng.checks import check_choice, check_int
-from initlab.schemes.basic import Constant, Normal, Ones, TruncatedNormal, Uniform, Zeros
-from initlab.schemes.dialects.base import Translated, Translation, is_own_axes, number
+from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
+from initlab.schemes.dialects.base import (
+    Filled,
+    Fixed,
+    Translated,
+    Translation,
+    is_own_axes,
+    number,
+)
 from initlab.schemes.fans import Axes, Fans, LayoutLike, fans
 from initlab.schemes.frameworks import flax_fans
 from initlab.schemes.registry import register
@@ -364,7 +371,7 @@ class JaxDeltaOrthogonal(_Jax):
 
 @register
 @dataclass(frozen=True, repr=False)
-class JaxZeros(_Jax):
+class JaxZeros(Fixed, _Jax):
     """JAX zeros (Flax zeros_init)."""
 
     name = "jax:zeros"
@@ -373,14 +380,12 @@ class JaxZeros(_Jax):
     uses_fans = False
     elementwise = True
     formula = "w = 0"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Zeros(), layout, groups)
+    fixed = Zeros()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class JaxOnes(_Jax):
+class JaxOnes(Fixed, _Jax):
     """JAX ones (Flax ones_init)."""
 
     name = "jax:ones"
@@ -389,27 +394,16 @@ class JaxOnes(_Jax):
     uses_fans = False
     elementwise = True
     formula = "w = 1"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Ones(), layout, groups)
+    fixed = Ones()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class JaxConstant(_Jax):
+class JaxConstant(Filled, _Jax):
     """JAX constant(value)."""
 
     value: float = 0.0
 
     name = "jax:constant"
-    distribution = "constant"
     aliases = _aliases("jax:constant")
-    uses_fans = False
-    elementwise = True
     formula = "w = value"
-
-    def __post_init__(self) -> None:
-        number(self, "value")
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Constant(self.value), layout, groups)

@@ -26,8 +26,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from initlab.rng.checks import check_choice
-from initlab.schemes.basic import Constant, Normal, Ones, TruncatedNormal, Uniform, Zeros
-from initlab.schemes.dialects.base import Translated, Translation, number, positive_fans
+from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
+from initlab.schemes.dialects.base import (
+    Filled,
+    Fixed,
+    Translated,
+    Translation,
+    number,
+    positive_fans,
+)
 from initlab.schemes.fans import LayoutLike
 from initlab.schemes.frameworks import keras_fans
 from initlab.schemes.registry import register
@@ -273,7 +280,7 @@ class KerasIdentity(_Keras):
 
 @register
 @dataclass(frozen=True, repr=False)
-class KerasZeros(_Keras):
+class KerasZeros(Fixed, _Keras):
     """Keras Zeros."""
 
     name = "keras:zeros"
@@ -282,14 +289,12 @@ class KerasZeros(_Keras):
     uses_fans = False
     elementwise = True
     formula = "w = 0"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Zeros(), layout, groups)
+    fixed = Zeros()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class KerasOnes(_Keras):
+class KerasOnes(Fixed, _Keras):
     """Keras Ones."""
 
     name = "keras:ones"
@@ -298,27 +303,16 @@ class KerasOnes(_Keras):
     uses_fans = False
     elementwise = True
     formula = "w = 1"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Ones(), layout, groups)
+    fixed = Ones()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class KerasConstant(_Keras):
+class KerasConstant(Filled, _Keras):
     """Keras Constant(value=0.0)."""
 
     value: float = 0.0
 
     name = "keras:constant"
-    distribution = "constant"
     aliases = ("keras:Constant",)
-    uses_fans = False
-    elementwise = True
     formula = "w = value"
-
-    def __post_init__(self) -> None:
-        number(self, "value")
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Constant(self.value), layout, groups)

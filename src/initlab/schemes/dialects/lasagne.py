@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from initlab.rng.checks import check_number
-from initlab.schemes.basic import Constant, Normal, Uniform
-from initlab.schemes.dialects.base import Translated, Translation, number
+from initlab.schemes.basic import Normal, Uniform
+from initlab.schemes.dialects.base import Filled, Translated, Translation, number
 from initlab.schemes.fans import LayoutLike
 from initlab.schemes.frameworks import lasagne_fans
 from initlab.schemes.initializer import Initializer
@@ -55,22 +55,14 @@ class _Lasagne(Translated):
 
 @register
 @dataclass(frozen=True, repr=False)
-class LasagneConstant(_Lasagne):
+class LasagneConstant(Filled, _Lasagne):
     """Lasagne Constant(val=0.0)."""
 
     val: float = 0.0
 
     name = "lasagne:Constant"
-    distribution = "constant"
-    uses_fans = False
-    elementwise = True
     formula = "w = val"
-
-    def __post_init__(self) -> None:
-        number(self, "val")
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Constant(self.val), layout, groups)
+    value_field = "val"
 
 
 @register

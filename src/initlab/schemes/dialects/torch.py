@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from initlab.rng.checks import check_choice, check_int
-from initlab.schemes.basic import Constant, Normal, Ones, TruncatedNormal, Uniform, Zeros
-from initlab.schemes.dialects.base import Translated, Translation, number
+from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
+from initlab.schemes.dialects.base import Filled, Fixed, Translated, Translation, number
 from initlab.schemes.fans import LayoutLike, fans
 from initlab.schemes.frameworks import framework_fans
 from initlab.schemes.registry import register
@@ -156,27 +156,19 @@ class TorchTruncNormal(_AbsoluteTruncNormal):
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchConstant(_Torch):
+class TorchConstant(Filled, _Torch):
     """torch constant_(val)."""
 
     val: float = 0.0
 
     name = "torch:constant_"
-    distribution = "constant"
-    uses_fans = False
-    elementwise = True
     formula = "w = val"
-
-    def __post_init__(self) -> None:
-        number(self, "val")
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Constant(self.val), layout, groups)
+    value_field = "val"
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchOnes(_Torch):
+class TorchOnes(Fixed, _Torch):
     """torch ones_."""
 
     name = "torch:ones_"
@@ -184,14 +176,12 @@ class TorchOnes(_Torch):
     uses_fans = False
     elementwise = True
     formula = "w = 1"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Ones(), layout, groups)
+    fixed = Ones()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchZeros(_Torch):
+class TorchZeros(Fixed, _Torch):
     """torch zeros_."""
 
     name = "torch:zeros_"
@@ -199,22 +189,18 @@ class TorchZeros(_Torch):
     uses_fans = False
     elementwise = True
     formula = "w = 0"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Zeros(), layout, groups)
+    fixed = Zeros()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchEye(_Torch):
+class TorchEye(Fixed, _Torch):
     """torch eye_: the (rectangular) identity matrix."""
 
     name = "torch:eye_"
     distribution = "deterministic"
     formula = "W = I"
-
-    def translate(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> Translation:
-        return Translation(Identity(), layout, groups)
+    fixed = Identity()
 
 
 @register
