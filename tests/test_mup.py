@@ -160,6 +160,14 @@ def test_plan_strings_base_width_and_errors() -> None:
     assert il.Plan.parse(str(plan)) == plan
     il.init_model(model, plan=plan, seed=0)
     assert torch.all(model[4].weight == 0) and torch.all(model[4].bias != 0)
+    value = il.Plan.parse("mup(base=64, width=256, output_mult=2.0)").default
+    by_value = il.mup.param_groups(model, value, optimizer="sgd", lr=0.1)
+    by_base = il.mup.param_groups(model, mlp(BASE), optimizer="sgd", lr=0.1, output_mult=2.0)
+    assert [(g["names"], g["lr"]) for g in by_value] == [(g["names"], g["lr"]) for g in by_base]
+    with pytest.raises(ValueError, match="contradicts"):
+        il.mup.param_groups(model, value, lr=0.1, output_mult=3.0)
+    with pytest.raises(ValueError, match="base"):
+        il.Plan.parse("mup(base=(('0.weight', (64, 'x')),))")
     with pytest.raises(ValueError, match="needs width="):
         il.Plan.parse("mup(base=64)")
     with pytest.raises(ValueError, match="same parameter names"):

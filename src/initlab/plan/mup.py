@@ -160,7 +160,7 @@ def _base_tuple(base: Any) -> tuple[tuple[str, tuple[int | None, ...]], ...]:
     if isinstance(base, nn.Module | Mapping):
         return tuple(sorted(base_shapes(base).items()))
     if isinstance(base, tuple) and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in base):
-        return tuple((name, tuple(shape)) for name, shape in base)
+        return tuple(sorted(_shapes(dict(base), "mup: base").items()))
     raise TypeError(
         "mup: base must be a base model, a mapping {name: base shape}, pairs (name, base shape), "
         f"or an int (a base width, with width=), got {type(base).__name__}"
@@ -305,9 +305,10 @@ def param_groups(
     if isinstance(base, Mup):
         if delta is not None:
             raise ValueError("param_groups: give delta= with a base model or base shapes, not with a Mup value")
-        value = base
-        shapes = {name: value.shape_of(name, tuple(p.shape)) for name, p in model.named_parameters()}
-        output_mult = value.output_mult
+        if output_mult not in (1.0, base.output_mult):
+            raise ValueError(f"param_groups: output_mult={output_mult!r} contradicts the Mup value's {base.output_mult!r}; give one")
+        shapes = {name: base.shape_of(name, tuple(p.shape)) for name, p in model.named_parameters()}
+        output_mult = base.output_mult
     else:
         shapes = width_shapes(model, base, delta)
     grouped: dict[tuple[float, float], dict[str, Any]] = {}
