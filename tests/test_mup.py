@@ -105,7 +105,7 @@ def test_init_stds_are_mups_effective_stds(kind: str, width: int, output_mult: f
         tolerance = Z * expected * math.sqrt(2.0 / (4 * n)) + 1e-12
         assert abs(float(values.std(unbiased=False)) - expected) < tolerance, name
         assert abs(float(ours[name].detach().std(unbiased=False)) - expected) < tolerance, name
-    if kind == "mlp":  # the readout: sqrt(base) / W in the language of the normal init, times 1/sqrt(3) for U
+    if kind == "mlp":  # the readout: c sqrt(base) / W for a normal init of std 1/sqrt(fan_in); U[+-1/sqrt(fan_in)] has 1/sqrt(3) of it
         assert report["4.weight"].expected_std == pytest.approx(output_mult * math.sqrt(BASE / 3.0) / width, rel=1e-12)
         assert report["2.bias"].expected_std == pytest.approx(1 / math.sqrt(3 * BASE), rel=1e-12)
 
