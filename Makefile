@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[lab,dev,fast,ray]"
+	# the mup package is the reference of initlab.mup; it never imports torchvision, which it lists
+	# and which breaks transformers beside the pinned torch, so it comes without its requirements
+	$(BIN)/python -m pip install --quiet --no-deps -c $(CONSTRAINTS) "mup>=1.0"
 	touch $(STAMP)
 
 demo: $(STAMP)

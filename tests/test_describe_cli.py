@@ -37,6 +37,13 @@ def test_describe_a_scheme_prints_fans_and_std(capsys: pytest.CaptureFixture[str
     assert "fan_in=512 fan_out=256" in out and "0.0625" in out
 
 
+def test_describe_a_framework_scheme_is_a_scheme_not_a_module_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    # keras:he_normal is Keras' truncated He normal on Keras' (in, out) kernel, never the module keras
+    assert _run(["keras:he_normal", "--shape", "64,32", "--layout", "keras"]) == 0
+    out = capsys.readouterr().out
+    assert "truncated_normal" in out and "fan_in=64 fan_out=32" in out
+
+
 def test_describe_a_model_factory_prints_the_init_report(factory: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run([factory, "--plan", "he_normal; output=zeros", "--seed", "3"]) == 0
     out = capsys.readouterr().out

@@ -33,9 +33,10 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 # a shape and layout every scheme can fill
 def fitting(init: il.schemes.Initializer) -> tuple[tuple[int, ...], str]:
-    if init.name in ("dirac", "delta_orthogonal"):
+    base = init.name.split(":")[-1].rstrip("_").lower()  # keras:he_normal, torch:dirac_, lasagne:Sparse
+    if base in ("dirac", "delta_orthogonal"):
         return (8, 6, 3, 3), "conv"
-    if init.name == "sparse":
+    if base == "sparse":
         return (12, 40), "linear"  # 10% of 8 inputs would keep none
     return (12, 8), "linear"
 
@@ -73,7 +74,8 @@ def test_half_precision_targets_get_the_float32_values_rounded(init: il.schemes.
     half = init.sample(shape, layout=layout, dtype=dtype, generator=seeded(1))
     full = init.sample(shape, layout=layout, dtype=torch.float32, generator=seeded(1))
     assert half.dtype == dtype
-    assert torch.equal(half, full.to(dtype))
+    # rounded to the nearest, except past a bound the narrow type cannot hold (jax:uniform's 0.01)
+    assert torch.equal(half, init.cast_within_bounds(full, dtype, shape, layout, 1))
     inplace = init(torch.empty(shape, dtype=dtype), layout=layout, generator=seeded(1))
     assert torch.equal(inplace, half)
 
@@ -251,7 +253,18 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "std_after_truncation": st.booleans(),
     "activation": st.sampled_from(["tanh", "erf", "sigmoid"]),
     "sigma_b2": st.floats(min_value=0.0, max_value=0.5),
+    "center": st.sampled_from(["torch", "jax"]),
+    # the frameworks' parameters (initlab.schemes.dialects)
+    "stddev": positive,
+    "val": finite,
+    "in_axis": st.sampled_from([-2, 0, (0,), (0, 1)]),
+    "out_axis": st.sampled_from([-1, 1, (1, 2)]),
+    "batch_axis": st.sampled_from([(), 0, (0, 2)]),
+    "column_axis": st.just(-1),
+    "range": st.one_of(st.floats(min_value=1e-3, max_value=1e3), st.just((-0.5, 2.0))),
 }
+# parameters that must be strictly positive in some frameworks (Keras' scale, JAX's uniform scale)
+STRICTLY_POSITIVE = st.floats(min_value=1e-6, max_value=1e6)
 
 
 @st.composite
@@ -259,9 +272,23 @@ def scheme_configs(draw: st.DrawFn) -> dict[str, Any]:
     name = draw(st.sampled_from(sorted(_REGISTRY)))
     config: dict[str, Any] = {"name": name}
     for field in dataclasses.fields(_REGISTRY[name]):  # type: ignore[arg-type]
-        if field.name in ("a", "b"):
+        if field.name in ("a", "b", "minval", "maxval", "lower", "upper"):
             continue
         config[field.name] = draw(FIELD_VALUES[field.name])
+    if name in ("keras:variance_scaling", "jax:uniform"):
+        config["scale"] = draw(STRICTLY_POSITIVE)
+    if name in ("torch:trunc_normal_", "timm:trunc_normal_", "lasagne:Uniform") and "std" in config:
+        config["std"] = draw(st.one_of(STRICTLY_POSITIVE, st.none())) if name == "lasagne:Uniform" else draw(STRICTLY_POSITIVE)
+    if name.startswith(("keras:", "jax:", "timm:")) and "mode" in config:
+        config["mode"] = draw(st.sampled_from(["fan_in", "fan_out", "fan_avg"]))
+    if name.startswith(("keras:", "jax:", "timm:")) and "distribution" in config:
+        config["distribution"] = draw(st.sampled_from(["normal", "uniform", "truncated_normal"]))
+    if name.startswith("torch:kaiming"):
+        config["nonlinearity"] = draw(st.sampled_from(["leaky_relu", "relu", "tanh", "selu", "linear", "conv2d"]))
+    if name.startswith("lasagne:") and "gain" in config and draw(st.booleans()):
+        config["gain"] = "relu"
+    if name == "lasagne:Sparse":
+        config["sparsity"] = draw(st.floats(min_value=0.0, max_value=1.0))
     if name == "uniform":
         low = draw(st.floats(-1e3, 1e3))
         config.update(a=low, b=low + draw(st.floats(1e-3, 1e3)))

@@ -25,6 +25,7 @@ from initlab.datainit import lsuv
 from initlab.plan import InitReport, Plan, init_model, register_layout
 from initlab.rng.deprecation import moved_attributes
 from initlab.schemes import (
+    Axes,
     Fans,
     constant,
     delta_orthogonal,
@@ -76,6 +77,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ProbeReport": ("initlab.probe", "ProbeReport"),
     "probe": ("initlab.probe", None),
     "lab": ("initlab.lab", None),
+    "mup": ("initlab.mup", None),
     "doctor": ("initlab.diagnosis", "doctor"),
     "fingerprint": ("initlab.diagnosis", "fingerprint"),
 }
@@ -132,6 +134,7 @@ __all__ = [
     "register",
     "fans",
     "Fans",
+    "Axes",
     "gain",
     # whole models
     "init_model",

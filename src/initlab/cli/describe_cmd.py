@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target",
         nargs="?",
         help="a scheme (he_normal, 'orthogonal(gain=2.0)'), a plan (fixup, 'he; output=zeros'), "
+        "a framework's scheme (keras:he_normal, torch:kaiming_normal_), "
         "or a model spec (mlp:64-128x3-10:relu, package.module:factory: a class or function defined outside "
         "Python's standard library; stdlib modules are refused)",
     )
@@ -53,7 +54,11 @@ def _shape(text: str, argument: str) -> tuple[int, ...]:
 
 
 def _looks_like_model(text: str) -> bool:
+    from initlab.schemes.registry import namespaces
+
     head = text.split("(", 1)[0]
+    if head.split(":", 1)[0].strip() in namespaces():  # a framework's scheme: keras:he_normal, torch:dirac_
+        return False
     return ":" in head and ";" not in text and "=" not in head
 
 

@@ -11,7 +11,7 @@ each one applies, docs/recipes.md for the inits of model families (``gpt2``,
 ``llama``, ``bert``, ``resnet``, ...).
 """
 
-from initlab.plan import recipes, stages
+from initlab.plan import mup, recipes, stages
 from initlab.plan.apply import RNG_KINDS, init_model
 from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, RECIPES, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
@@ -24,6 +24,7 @@ from initlab.plan.values import PLAN_SCHEMES
 
 __all__ = [
     "init_model",
+    "mup",
     "Plan",
     "PlanLike",
     "Rule",

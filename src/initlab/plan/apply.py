@@ -176,7 +176,9 @@ def _is_frozen(target: Target) -> bool:
 
 
 def _layout_text(layout: LayoutLike) -> str:
-    return layout if isinstance(layout, str) else f"fans({layout.fan_in}, {layout.fan_out})"
+    if isinstance(layout, Fans):
+        return f"fans({layout.fan_in}, {layout.fan_out})"
+    return str(layout)
 
 
 def _block_fans(block: Block, resolved: Resolved) -> Fans | None:

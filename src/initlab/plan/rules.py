@@ -353,6 +353,8 @@ class Plan:
             bias_scheme = self.default.scheme.bias_scheme() if isinstance(self.default, SchemeValue) else None
             if bias_scheme is not None:
                 found.append((Rule("bias", SchemeValue(bias_scheme)), "plan"))
+            elif (bias_value := self.default.bias_value()) is not None:  # mup(base=...) scales biases too
+                found.append((Rule("bias", bias_value), "plan"))
         implicit = Plan.parse(IMPLICIT_RULES, allow_named=False)
         found.extend((rule, "implicit") for rule in implicit.rules)
         return found

@@ -85,6 +85,10 @@ class PlanValue:
     def resolve(self, target: Target, block: Block, context: ResolveContext) -> Resolved:
         raise NotImplementedError
 
+    def bias_value(self) -> PlanValue | None:
+        """What a plan whose default is this value puts on biases (None: the implicit rule)."""
+        return None
+
 
 @dataclass(frozen=True)
 class SchemeValue(PlanValue):

@@ -20,7 +20,7 @@ from initlab.schemes.basic import (
     Uniform,
     Zeros,
 )
-from initlab.schemes.fans import LAYOUTS, Fans, fans, torch_fans
+from initlab.schemes.fans import LAYOUTS, Axes, Fans, fans, torch_fans
 from initlab.schemes.gains import activation_function, gain, gaussian_expectation
 from initlab.schemes.initializer import Description, Initializer, Moments
 from initlab.schemes.presets import FlaxDefault, KerasDefault, LasagneDefault, TorchDefault
@@ -80,9 +80,15 @@ FACTORIES = tuple(info.name for info in list_schemes())
 CLASSES = tuple(globals()[name].__name__ for name in FACTORIES)
 
 # torch.nn.init's names, kept as attributes for one release (scheme strings keep them for good)
-ALIASES: dict[str, str] = {alias: name for name in FACTORIES for alias in globals()[name].aliases}
+ALIASES: dict[str, str] = {
+    alias: name for name in FACTORIES for alias in globals()[name].aliases if ":" not in alias
+}
+
+# the frameworks' names (keras:he_normal, torch:kaiming_normal_, ...) join the catalogue's registry
+from initlab.schemes import dialects  # noqa: E402
 
 __all__ = [
+    "Axes",
     "Description",
     "Fans",
     "Initializer",
@@ -90,6 +96,7 @@ __all__ = [
     "Moments",
     "SchemeInfo",
     "activation_function",
+    "dialects",
     "fans",
     "gain",
     "gaussian_expectation",

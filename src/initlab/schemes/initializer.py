@@ -18,6 +18,8 @@ needs to probe for them):
                    (``initlab.plan.sharded``)
 ``bias_scheme()``  the scheme this weight scheme prescribes for the biases of
                    the same layers, or None (plans add it as a ``bias`` rule)
+``supports_complex`` whether complex64/complex128 tensors are filled
+                   (``fill_complex_``): E|w|^2 is the scheme's variance
 =================  ==========================================================
 """
 
@@ -34,12 +36,13 @@ import numpy as np
 import torch
 
 from initlab.rng import GeneratorLike, check_generator
-from initlab.schemes.fans import LAYOUTS, Fans, LayoutLike, fans, shape_of
+from initlab.schemes.fans import LAYOUTS, Axes, Fans, LayoutLike, fans, shape_of
 from initlab.schemes.strings import format_value
 
 __all__ = ["Initializer", "Description", "Moments", "check_representable"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Initializer:
     reference: ClassVar[str] = ""
     uses_fans: ClassVar[bool] = True
     elementwise: ClassVar[bool] = False
+    supports_complex: ClassVar[bool] = False
 
     # -- what subclasses provide -------------------------------------------------
     def bias_scheme(self) -> Initializer | None:
@@ -131,6 +135,25 @@ class Initializer:
     ) -> None:
         """Fill the contiguous float32/float64 ``out``; schemes that need the layout override this."""
         self._fill_(out, fans, generator)
+
+    def fill_complex_(
+        self,
+        out: torch.Tensor,
+        layout: LayoutLike,
+        groups: int,
+        fans: Fans | None,
+        generator: GeneratorLike,
+    ) -> None:
+        """Fill the contiguous complex64/complex128 ``out``; schemes with ``supports_complex`` provide it."""
+        raise NotImplementedError
+
+    def _fill_buffer_(
+        self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
+    ) -> None:
+        if out.is_complex():
+            self.fill_complex_(out, layout, groups, fans, generator)
+        else:
+            self.fill_contiguous_(out, layout, groups, fans, generator)
 
     def distribution_for(self, shape: Sequence[int], layout: LayoutLike = "linear") -> str:
         """The distribution used for ``shape`` (presets pick one per kind of tensor)."""
@@ -161,7 +184,7 @@ class Initializer:
         """
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(tensor).__name__}")
-        _check_float_dtype(self.name, tensor.dtype, "tensor")
+        _check_float_dtype(self.name, tensor.dtype, "tensor", self.supports_complex)
         check_generator(generator)
         shape = tuple(tensor.shape)
         scheme_fans = self.fans_of(shape, layout, groups)
@@ -170,11 +193,11 @@ class Initializer:
         if tensor.numel() == 0 or tensor.is_meta:
             return tensor
         with torch.no_grad():
-            if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous():
-                self.fill_contiguous_(tensor, layout, groups, scheme_fans, generator)
+            if tensor.dtype == _compute_dtype(tensor.dtype) and tensor.is_contiguous():
+                self._fill_buffer_(tensor, layout, groups, scheme_fans, generator)
             else:
                 buffer = torch.empty(shape, dtype=_compute_dtype(tensor.dtype), device=tensor.device)
-                self.fill_contiguous_(buffer, layout, groups, scheme_fans, generator)
+                self._fill_buffer_(buffer, layout, groups, scheme_fans, generator)
                 tensor.copy_(self.cast_within_bounds(buffer, tensor.dtype, shape, layout, groups))
         return tensor
 
@@ -189,7 +212,7 @@ class Initializer:
         generator: GeneratorLike = None,
     ) -> torch.Tensor:
         """A new tensor of ``shape`` and ``dtype`` filled by this scheme."""
-        _check_float_dtype(self.name, dtype, "dtype")
+        _check_float_dtype(self.name, dtype, "dtype", self.supports_complex)
         check_generator(generator)
         dims = shape_of(shape)
         scheme_fans = self.fans_of(dims, layout, groups)
@@ -198,7 +221,7 @@ class Initializer:
         buffer = torch.empty(dims, dtype=_compute_dtype(dtype), device=device)
         if buffer.numel() > 0 and not buffer.is_meta:
             with torch.no_grad():
-                self.fill_contiguous_(buffer, layout, groups, scheme_fans, generator)
+                self._fill_buffer_(buffer, layout, groups, scheme_fans, generator)
                 return self.cast_within_bounds(buffer, dtype, dims, layout, groups)
         return buffer.to(dtype)
 
@@ -235,14 +258,16 @@ class Initializer:
         """A NumPy array of ``shape`` filled by this scheme.
 
         ``rng`` is a ``numpy.random.Generator`` (advanced by one draw), an int
-        seed, or None for fresh entropy. Values are computed in float64.
+        seed, or None for fresh entropy. Values are computed in float64
+        (complex128 for a complex ``dtype``).
         """
         if rng is None or isinstance(rng, int | np.integer):
             rng = np.random.default_rng(rng)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"{self.name}: rng must be a numpy.random.Generator, an int or None, got {rng!r}")
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-        values = self.sample(shape, layout=layout, groups=groups, dtype=torch.float64, generator=generator)
+        wide = torch.complex128 if np.dtype(dtype).kind == "c" else torch.float64
+        values = self.sample(shape, layout=layout, groups=groups, dtype=wide, generator=generator)
         return values.numpy().astype(dtype, copy=False)
 
     def describe(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Description:
@@ -254,7 +279,7 @@ class Initializer:
         return Description(
             scheme=str(self),
             shape=dims,
-            layout=layout if isinstance(layout, str) else "explicit fans",
+            layout=str(layout) if isinstance(layout, str | Axes) else "explicit fans",
             fans=scheme_fans,
             gain=stats.gain,
             expected_mean=stats.mean,
@@ -335,18 +360,27 @@ def _representable_inside(
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+    if dtype in (torch.float64, *_COMPLEX_DTYPES):
+        return dtype
+    return torch.float32
 
 
-def _check_float_dtype(owner: str, dtype: torch.dtype, argument: str) -> None:
+def _check_float_dtype(owner: str, dtype: torch.dtype, argument: str, complex_ok: bool = False) -> None:
+    if complex_ok and dtype in _COMPLEX_DTYPES:
+        return
     if dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{owner}: {argument} has dtype {dtype}; initializers fill floating tensors only "
-            "(float16, bfloat16, float32, float64)"
+            "(float16, bfloat16, float32, float64; complex64 and complex128 for the variance-scaling schemes)"
         )
 
 
 def check_layout_name(layout: object) -> None:
-    """ValueError unless ``layout`` is one of the declared layout names."""
+    """ValueError unless ``layout`` is one of the declared layout names or axes."""
+    if isinstance(layout, Axes):
+        return
+    if isinstance(layout, str) and layout.lstrip().startswith("axes("):
+        Axes.parse(layout)
+        return
     if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} or a Fans object, got {layout!r}")
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, a Fans or an Axes object, got {layout!r}")

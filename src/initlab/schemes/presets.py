@@ -14,6 +14,12 @@ preset             weights (matrices, kernels)          biases (0-D/1-D)        
 ``lasagne_default`` GlorotUniform                       zeros                       N(0, 0.01^2)
 =================  ===================================  ==========================  ==================
 
+Each preset reads the fans its library reads (:mod:`initlab.schemes.frameworks`):
+Keras' for ``keras_default`` (a depthwise kernel, groups = in_channels, gets
+``DepthwiseConv2D``'s fan_in = in * k), Flax's for ``flax_default``,
+Lasagne's for ``lasagne_default``, with the ``groups`` given; ``describe``
+prints the same fans the std is computed from.
+
 ``torch_default`` reproduces ``nn.Linear``/``nn.ConvNd``/``nn.ConvTransposeNd``
 ``reset_parameters`` bit for bit for the same generator, including torch's
 own fans (dim 1 times the receptive field), which for a ConvTranspose weight
@@ -27,12 +33,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from initlab import rng
 from initlab.rng import GeneratorLike
-from initlab.schemes.fans import Fans, LayoutLike, fans, torch_fans
+from initlab.schemes.fans import Fans, LayoutLike, torch_fans
+from initlab.schemes.frameworks import framework_fans
 from initlab.schemes.initializer import Initializer, Moments, check_layout_name
 from initlab.schemes.registry import register
 from initlab.schemes.variance import bounds_for, fill_with_std_, variance_scaling_std
@@ -56,6 +64,8 @@ class _Preset(Initializer):
     """Dispatch on the kind of tensor; subclasses give the three rules."""
 
     elementwise = True
+    # whose fans the preset reads (initlab.schemes.frameworks)
+    framework: ClassVar[str] = "initlab"
 
     def fans_of(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Fans | None:
         dims = tuple(int(d) for d in shape)
@@ -64,19 +74,19 @@ class _Preset(Initializer):
         check_layout_name(layout)
         if len(dims) <= 1:
             return None
-        return fans(dims, layout, groups)
+        return framework_fans(self.framework, dims, layout, groups)
 
     def distribution_for(self, shape: Sequence[int], layout: LayoutLike = "linear") -> str:
         return self._rule(tuple(int(d) for d in shape), layout)[0]
 
-    def _rule(self, shape: tuple[int, ...], layout: LayoutLike) -> tuple[str, float, float]:
+    def _rule(self, shape: tuple[int, ...], layout: LayoutLike, groups: int = 1) -> tuple[str, float, float]:
         """(distribution, std, mean) for a tensor of ``shape``; distribution in normal/uniform/truncated_normal/constant."""
         raise NotImplementedError
 
     def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
     ) -> None:
-        distribution, std, mean = self._rule(tuple(out.shape), layout)
+        distribution, std, mean = self._rule(tuple(out.shape), layout, groups)
         if distribution == "constant":
             out.fill_(mean)
         else:
@@ -84,7 +94,7 @@ class _Preset(Initializer):
 
     def moments(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Moments:
         self.fans_of(shape, layout, groups)
-        distribution, std, mean = self._rule(tuple(int(d) for d in shape), layout)
+        distribution, std, mean = self._rule(tuple(int(d) for d in shape), layout, groups)
         if distribution == "constant":
             return Moments(mean=mean, std=0.0, bounds=(mean, mean))
         return Moments(mean=mean, std=std, bounds=bounds_for(std, distribution))
@@ -103,6 +113,7 @@ class TorchDefault(_Preset):
     """
 
     name = "torch_default"
+    aliases = ("torch:default",)
     distribution = "uniform"
     formula = "weights: kaiming_uniform(a=sqrt 5) = U[+-1/sqrt(fan_in)]; bias: U[+-1/sqrt(fan_in of weight)]; embedding: N(0, 1)"
     reference = "PyTorch nn.Linear / nn.ConvNd reset_parameters; nn.Embedding"
@@ -120,10 +131,10 @@ class TorchDefault(_Preset):
             return torch_fans(dims)
         return declared
 
-    def _rule(self, shape: tuple[int, ...], layout: LayoutLike) -> tuple[str, float, float]:
+    def _rule(self, shape: tuple[int, ...], layout: LayoutLike, groups: int = 1) -> tuple[str, float, float]:
         if _kind(shape, layout) == "embedding":
             return "normal", 1.0, 0.0
-        return "uniform", _torch_bound(shape, self.fans_of(shape, layout)) / math.sqrt(3.0), 0.0
+        return "uniform", _torch_bound(shape, self.fans_of(shape, layout, groups)) / math.sqrt(3.0), 0.0
 
     def fill_contiguous_(
         self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
@@ -150,20 +161,28 @@ def _torch_bound(shape: tuple[int, ...], scheme_fans: Fans | None) -> float:
 @register
 @dataclass(frozen=True, repr=False)
 class KerasDefault(_Preset):
-    """Keras defaults: Dense/Conv kernels glorot_uniform, biases zeros, Embedding U[-0.05, 0.05]."""
+    """Keras defaults: Dense/Conv kernels glorot_uniform, biases zeros, Embedding U[-0.05, 0.05].
+
+    Fans as Keras reads them: a depthwise kernel (groups = in_channels) has
+    fan_in = in * k and fan_out = depth_multiplier * k, as Keras'
+    ``DepthwiseConv2D``; a grouped one in/g * k and out * k.
+    """
+
+    framework = "keras"
 
     name = "keras_default"
+    aliases = ("keras:default",)
     distribution = "uniform"
     formula = "kernels: U[+-sqrt(6 / (fan_in + fan_out))]; bias: 0; embedding: U[-0.05, 0.05]"
     reference = "Keras 3 layers.Dense / Conv / Embedding defaults; Glorot & Bengio 2010"
 
-    def _rule(self, shape: tuple[int, ...], layout: LayoutLike) -> tuple[str, float, float]:
+    def _rule(self, shape: tuple[int, ...], layout: LayoutLike, groups: int = 1) -> tuple[str, float, float]:
         kind = _kind(shape, layout)
         if kind == "bias":
             return "constant", 0.0, 0.0
         if kind == "embedding":
             return "uniform", 0.05 / math.sqrt(3.0), 0.0
-        scheme_fans = self.fans_of(shape, layout)
+        scheme_fans = self.fans_of(shape, layout, groups)
         assert scheme_fans is not None
         return "uniform", variance_scaling_std(scheme_fans, 1.0, "fan_avg"), 0.0
 
@@ -187,18 +206,20 @@ class FlaxDefault(_Preset):
     """
 
     name = "flax_default"
+    aliases = ("flax:default",)
+    framework = "flax"
     distribution = "truncated_normal"
     formula = "kernels: std 1/sqrt(fan_in) after truncation at 2 sigma; bias: 0; embedding: N(0, 1/dim)"
     reference = "Flax linen Dense / Conv / Embed defaults; LeCun et al. 1998"
 
-    def _rule(self, shape: tuple[int, ...], layout: LayoutLike) -> tuple[str, float, float]:
+    def _rule(self, shape: tuple[int, ...], layout: LayoutLike, groups: int = 1) -> tuple[str, float, float]:
         kind = _kind(shape, layout)
         if kind == "bias":
             return "constant", 0.0, 0.0
         if kind == "embedding":
             dim = shape[1]
             return "normal", (1.0 / math.sqrt(dim) if dim > 0 else 0.0), 0.0
-        scheme_fans = self.fans_of(shape, layout)
+        scheme_fans = self.fans_of(shape, layout, groups)
         assert scheme_fans is not None
         return "truncated_normal", variance_scaling_std(scheme_fans, 1.0, "fan_in"), 0.0
 
@@ -209,16 +230,18 @@ class LasagneDefault(_Preset):
     """Lasagne defaults: DenseLayer/Conv W GlorotUniform, b Constant(0), EmbeddingLayer Normal(0.01)."""
 
     name = "lasagne_default"
+    aliases = ("lasagne:default",)
+    framework = "lasagne"
     distribution = "uniform"
     formula = "W: U[+-sqrt(6 / (fan_in + fan_out))]; b: 0; embedding: N(0, 0.01^2)"
     reference = "Lasagne lasagne.init.GlorotUniform (DenseLayer, Conv2DLayer defaults)"
 
-    def _rule(self, shape: tuple[int, ...], layout: LayoutLike) -> tuple[str, float, float]:
+    def _rule(self, shape: tuple[int, ...], layout: LayoutLike, groups: int = 1) -> tuple[str, float, float]:
         kind = _kind(shape, layout)
         if kind == "bias":
             return "constant", 0.0, 0.0
         if kind == "embedding":
             return "normal", 0.01, 0.0
-        scheme_fans = self.fans_of(shape, layout)
+        scheme_fans = self.fans_of(shape, layout, groups)
         assert scheme_fans is not None
         return "uniform", variance_scaling_std(scheme_fans, 1.0, "fan_avg"), 0.0

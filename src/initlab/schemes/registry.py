@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from initlab.schemes.initializer import Initializer
 from initlab.schemes.strings import parse_call
 
-__all__ = ["SchemeInfo", "register", "get", "list_schemes"]
+__all__ = ["SchemeInfo", "register", "get", "list_schemes", "namespaces"]
 
 _REGISTRY: dict[str, type[Initializer]] = {}
 _ALIASES: dict[str, str] = {}
@@ -67,7 +67,15 @@ def _lookup(name: str) -> type[Initializer]:
     names = sorted(set(_REGISTRY) | set(_ALIASES))
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown scheme {name!r}{hint} (initlab.list_schemes() lists all {len(_REGISTRY)})")
+    if ":" in name:
+        namespace = name.split(":", 1)[0]
+        if namespace not in namespaces():
+            raise ValueError(f"unknown scheme {name!r}: no framework {namespace!r}{hint}; "
+                             f"namespaces: {', '.join(namespaces())}")
+        listed = f"initlab.list_schemes({namespace!r}) lists its {len(list_schemes(namespace))}"
+        raise ValueError(f"unknown scheme {name!r}{hint} ({listed})")
+    own = sum(1 for key in _REGISTRY if ":" not in key)
+    raise ValueError(f"unknown scheme {name!r}{hint} (initlab.list_schemes() lists all {own})")
 
 
 def _parameters(cls: type[Initializer]) -> list[str]:
@@ -116,10 +124,33 @@ def get(spec: str | dict[str, Any] | Initializer | Callable[..., Any]) -> Initia
     )
 
 
-def list_schemes() -> list[SchemeInfo]:
-    """The catalogue: one :class:`SchemeInfo` per scheme, in registration order."""
+def namespaces() -> list[str]:
+    """The framework namespaces that have schemes registered (``keras``, ``jax``, ...), in order."""
+    return list(dict.fromkeys(name.split(":", 1)[0] for name in (*_REGISTRY, *_ALIASES) if ":" in name))
+
+
+def _in_namespace(name: str, aliases: tuple[str, ...], dialect: str | None) -> bool:
+    """initlab's own scheme (dialect None), or one with a name or alias in ``dialect:``."""
+    if dialect is None:
+        return ":" not in name
+    return any(key.startswith(f"{dialect}:") for key in (name, *aliases))
+
+
+def list_schemes(dialect: str | None = None) -> list[SchemeInfo]:
+    """The catalogue: one :class:`SchemeInfo` per scheme, in registration order.
+
+    ``dialect=None`` (default): initlab's own schemes; a namespace
+    (``"keras"``, ``"jax"``, ``"flax"``, ``"torch"``, ``"timm"``, ``"lasagne"``):
+    the schemes with a name or alias there (``keras:he_normal``, and
+    ``keras_default`` for ``keras:default``); ``flax:`` holds JAX's names
+    (re-exported by flax.linen.initializers) and ``flax:default``.
+    """
+    if dialect is not None and dialect not in namespaces():
+        raise ValueError(f"dialect must be None or one of {', '.join(namespaces())}, got {dialect!r}")
     rows = []
     for name, cls in _REGISTRY.items():
+        if not _in_namespace(name, cls.aliases, dialect):
+            continue
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append(
             SchemeInfo(

@@ -1,5 +1,8 @@
 """The string form of a scheme: ``NAME`` or ``NAME(key=value, ...)``, written and read.
 
+A NAME may carry a framework's namespace, ``keras:he_normal(...)``; the
+namespace stays part of the name.
+
 ``str(init)`` writes every parameter as ``key=value``; :func:`parse_call`
 reads such a string back into its name and literal arguments without
 evaluating anything. The registry (:mod:`initlab.schemes.registry`) turns
@@ -20,6 +23,8 @@ from typing import Any
 __all__ = ["parse_call", "format_value"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# "keras:" in front of a name: a framework's namespace (initlab.schemes.dialects)
+_NAMESPACE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(?=[A-Za-z_])")
 
 
 def format_value(value: Any) -> str:
@@ -56,9 +61,15 @@ def parse_call(text: str, what: str = "scheme string") -> tuple[str, tuple[Any, 
     Values are literals only: numbers, True/False/None, bare words (read as
     strings), quoted strings, and tuples or lists of those (read as tuples).
     ``what`` names the string in error messages ("scheme string", "stage").
+    A namespace in front of the name stays on it: ``"jax:normal(stddev=0.1)"``
+    gives ``("jax:normal", (), {"stddev": 0.1})``.
     """
     if not isinstance(text, str):
         raise TypeError(f"a {what} must be a str, got {type(text).__name__}")
+    namespace = _NAMESPACE.match(text)
+    if namespace is not None:
+        name, positional, keywords = parse_call(text[namespace.end():], what)
+        return f"{namespace.group(1)}:{name}", positional, keywords
     source = text.strip()
     malformed = f"malformed {what} {text!r}: expected NAME or NAME(key=value, ...)"
     try:

@@ -20,7 +20,14 @@ from initlab.rng.checks import check_choice, check_int, check_number
 from initlab.schemes.fans import Fans, LayoutLike
 from initlab.schemes.initializer import Initializer, Moments
 from initlab.schemes.registry import register
-from initlab.schemes.views import UnitBlocks, centre_tap, effective_layout, unit_blocks, unit_view
+from initlab.schemes.views import (
+    CENTERS,
+    UnitBlocks,
+    centre_tap,
+    effective_layout,
+    unit_blocks,
+    unit_view,
+)
 
 __all__ = [
     "Orthogonal",
@@ -331,9 +338,15 @@ class DeltaOrthogonal(Initializer):
     orthogonal matrix; the convolution is then norm-preserving (dynamical
     isometry) when out/g >= in/g. Xiao et al. train 10,000-layer vanilla CNNs
     with it.
+
+    ``center`` says where the centre tap of an even kernel is: ``"torch"``
+    (default, k // 2 along each axis, as torch's ``dirac_``) or ``"jax"``
+    ((k - 1) // 2, as ``jax.nn.initializers.delta_orthogonal``); odd kernels
+    have one centre.
     """
 
     gain: float = 1.0
+    center: str = "torch"
 
     name = "delta_orthogonal"
     distribution = "orthogonal"
@@ -342,6 +355,7 @@ class DeltaOrthogonal(Initializer):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", check_number(f"{self.name}: gain", self.gain, minimum=0.0))
+        check_choice(f"{self.name}: center", self.center, CENTERS)
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         _kernel_blocks(self.name, shape, layout, groups)
@@ -355,7 +369,7 @@ class DeltaOrthogonal(Initializer):
         )
         orthogonal_matrices_(matrices, "qr", generator)
         out.zero_()
-        unit_view(out, layout, blocks)[..., centre_tap(blocks.kernel)] = matrices.mul_(self.gain)
+        unit_view(out, layout, blocks)[..., centre_tap(blocks.kernel, self.center)] = matrices.mul_(self.gain)
 
     def moments(self, shape: Sequence[int], layout: LayoutLike = "linear", groups: int = 1) -> Moments:
         blocks = _kernel_blocks(self.name, shape, layout, groups)

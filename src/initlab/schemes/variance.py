@@ -1,14 +1,25 @@
 """Variance scaling: one core, and LeCun, Glorot/Xavier and He/Kaiming as specialisations.
 
-    std = gain * sqrt(scale / n),   n in {fan_in, fan_out, fan_avg}
+    std = gain * sqrt(scale / n),   n in {fan_in, fan_out, fan_avg, fan_geo_avg}
 
-drawn from one of three distributions with that std:
+with fan_avg = (fan_in + fan_out) / 2 and fan_geo_avg = sqrt(fan_in * fan_out)
+(JAX's fourth mode), drawn from one of three distributions with that std:
 
-* ``normal``: N(0, std^2);
+* ``normal`` (also spelled ``untruncated_normal``, Keras' name): N(0, std^2),
+  as in JAX. Keras' ``VarianceScaling(distribution="normal")`` means the
+  *truncated* normal instead (keras/src/initializers/random_initializers.py,
+  keras-team/keras commit 3422977, maps "normal" to "truncated_normal");
+  ``initlab.get("keras:variance_scaling(distribution=normal)")`` is Keras' meaning;
 * ``uniform``: U[-sqrt(3) std, sqrt(3) std];
 * ``truncated_normal``: N(0, sigma^2) cut at +-2 sigma, with
   sigma = std / 0.87962566103423978 so that the std *after* truncation is
   ``std`` (the correction JAX and Keras apply).
+
+Complex tensors (complex64, complex128) get E|w|^2 = std^2 with independent
+real and imaginary parts, each drawn from the same distribution with std / sqrt 2
+(a circular normal for ``normal``; a square, not JAX's disk, for ``uniform``;
+each part truncated at 2 of its sigmas for ``truncated_normal``). The ``jax:``
+dialect draws JAX's circular distributions instead.
 
 LeCun: scale 1, fan_in (LeCun et al. 1998). Glorot: scale 1, fan_avg, i.e.
 Var = 2 / (fan_in + fan_out) (Glorot & Bengio 2010). He: gain of the
@@ -49,7 +60,9 @@ __all__ = [
 ]
 
 DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
-MODES = ("fan_in", "fan_out", "fan_avg")
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+# Keras' spelling of the untruncated normal; variance_scaling stores it as "normal"
+UNTRUNCATED_NORMAL = "untruncated_normal"
 
 
 def _density(x: float) -> float:
@@ -86,6 +99,9 @@ def variance_scaling_std(fans: Fans, scale: float, mode: str, gain: float = 1.0)
     if mode == "fan_avg":
         total = fans.fan_in + fans.fan_out
         return 0.0 if total == 0 else gain * math.sqrt(2.0 * scale / float(total))
+    if mode == "fan_geo_avg":
+        product = fans.fan_in * fans.fan_out
+        return 0.0 if product == 0 or scale == 0.0 else gain * math.sqrt(scale / math.sqrt(product))
     n = fans.of(mode)
     if n == 0 or scale == 0.0:
         return 0.0
@@ -123,6 +139,7 @@ class _VarianceScalingBase(Initializer):
     """Shared body: subclasses say (scale, mode, gain, distribution)."""
 
     elementwise = True
+    supports_complex = True
 
     def _config(self) -> tuple[float, str, float, str]:
         raise NotImplementedError
@@ -134,6 +151,13 @@ class _VarianceScalingBase(Initializer):
     def _fill_(self, out: torch.Tensor, fans: Fans | None, generator: GeneratorLike) -> None:
         assert fans is not None
         fill_with_std_(out, self._std(fans), self._config()[3], generator)
+
+    def fill_complex_(
+        self, out: torch.Tensor, layout: LayoutLike, groups: int, fans: Fans | None, generator: GeneratorLike
+    ) -> None:
+        """Real and imaginary parts independent, each with std / sqrt 2, so that E|w|^2 = std^2."""
+        assert fans is not None
+        fill_with_std_(torch.view_as_real(out), self._std(fans) / math.sqrt(2.0), self._config()[3], generator)
 
     def check_shape(self, shape: tuple[int, ...], layout: LayoutLike, groups: int) -> None:
         """A tensor with elements needs a positive fan: std = gain * sqrt(scale / n) is undefined at n = 0."""
@@ -160,7 +184,15 @@ class _VarianceScalingBase(Initializer):
 @register
 @dataclass(frozen=True, repr=False)
 class VarianceScaling(_VarianceScalingBase):
-    """Zero-mean values with std = sqrt(scale / n), n the chosen fan."""
+    """Zero-mean values with std = sqrt(scale / n), n the chosen fan.
+
+    ``mode``: fan_in, fan_out, fan_avg = (fan_in + fan_out) / 2 or
+    fan_geo_avg = sqrt(fan_in * fan_out). ``distribution``: truncated_normal
+    (default; std after truncation at 2 sigma), normal (untruncated, JAX's
+    meaning; ``untruncated_normal``, Keras' spelling, is the same and is
+    stored as ``normal``) or uniform. Keras' "normal" is truncated: use
+    ``keras:variance_scaling`` for its meaning.
+    """
 
     scale: float = 1.0
     mode: str = "fan_in"
@@ -168,13 +200,15 @@ class VarianceScaling(_VarianceScalingBase):
     distribution: str = "truncated_normal"  # type: ignore[misc]
 
     name = "variance_scaling"
-    formula = "std = sqrt(scale / n), n = fan_in | fan_out | (fan_in + fan_out) / 2"
+    formula = "std = sqrt(scale / n), n = fan_in | fan_out | (fan_in + fan_out) / 2 | sqrt(fan_in * fan_out)"
     reference = "JAX jax.nn.initializers.variance_scaling; Keras VarianceScaling"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", check_number(f"{self.name}: scale", self.scale, minimum=0.0))
         check_choice(f"{self.name}: mode", self.mode, MODES)
-        check_choice(f"{self.name}: distribution", self.distribution, DISTRIBUTIONS)
+        if self.distribution == UNTRUNCATED_NORMAL:
+            object.__setattr__(self, "distribution", "normal")
+        check_choice(f"{self.name}: distribution", self.distribution, (*DISTRIBUTIONS, UNTRUNCATED_NORMAL))
 
     def _config(self) -> tuple[float, str, float, str]:
         return self.scale, self.mode, 1.0, self.distribution

@@ -18,7 +18,8 @@ layout              shape                  view[g, o, i, t] is
 ==================  =====================  ====================================
 
 A :class:`Fans` object standing in for the layout reads a 2-D tensor as
-``linear`` and a larger one as ``conv``.
+``linear`` and a larger one as ``conv``; ``Axes()`` with JAX's default axes
+reads as ``jax``, other axes name no units (a ValueError here).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from dataclasses import dataclass
 import torch
 
 from initlab.rng.checks import check_int
-from initlab.schemes.fans import Fans, LayoutLike
+from initlab.schemes.fans import Axes, Fans, LayoutLike
 
-__all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout"]
+__all__ = ["UnitBlocks", "unit_blocks", "unit_view", "centre_tap", "effective_layout", "CENTERS"]
 
 _GROUPED = ("conv", "conv_transpose", "keras", "jax")
 
@@ -52,6 +53,15 @@ def effective_layout(shape: Sequence[int], layout: LayoutLike) -> str:
     """The layout name to read ``shape`` with; a Fans object means linear (2-D) or conv (more)."""
     if isinstance(layout, Fans):
         return "linear" if len(shape) == 2 else "conv"
+    if isinstance(layout, str) and layout.lstrip().startswith("axes("):
+        layout = Axes.parse(layout)
+    if isinstance(layout, Axes):
+        if layout != Axes():
+            raise ValueError(
+                f"{layout} declares fans, not which entry joins which input and output unit; structured "
+                "schemes (orthogonal, sparse, dirac, ...) need a named layout (linear, conv, jax, ...)"
+            )
+        return "jax"
     return layout
 
 
@@ -104,9 +114,14 @@ def unit_view(out: torch.Tensor, layout: LayoutLike, blocks: UnitBlocks) -> torc
     return out.view(t, i, g, o).permute(2, 3, 1, 0)
 
 
-def centre_tap(kernel: tuple[int, ...]) -> int:
-    """Flat index of the kernel's centre (k // 2 along each axis, as torch's dirac_)."""
+# where the centre of an even kernel is: torch's dirac_ takes k // 2, JAX's delta_orthogonal (k - 1) // 2
+CENTERS = ("torch", "jax")
+
+
+def centre_tap(kernel: tuple[int, ...], center: str = "torch") -> int:
+    """Flat index of the kernel's centre: k // 2 along each axis (``"torch"``, as torch's dirac_),
+    or (k - 1) // 2 (``"jax"``, as jax.nn.initializers.delta_orthogonal); the same for odd k."""
     index = 0
     for size in kernel:
-        index = index * size + size // 2
+        index = index * size + (size // 2 if center == "torch" else (size - 1) // 2)
     return index
