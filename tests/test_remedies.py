@@ -129,3 +129,14 @@ def test_attention_modules_are_rows_by_default() -> None:
     attention = report.select("attention")
     assert [row.name for row in attention] == ["layers.0.self_attn", "layers.1.self_attn"]
     assert all(row.module_type == "MultiheadAttention" and row.act_std > 0 for row in attention)
+
+
+def test_auto_draws_embeddings_at_unit_scale_whatever_the_vocabulary() -> None:
+    for vocabulary in (10, 1000, 30000):
+        model = nn.Sequential(nn.Embedding(vocabulary, 64), nn.Linear(64, 4))
+        report = il.init_model(model, "auto", seed=0)
+        # 64 * vocabulary draws of N(0, 1): the std's standard error is 1/sqrt(2 n) < 0.02
+        assert abs(model[0].weight.std().item() - 1.0) < 5 / (2 * 64 * vocabulary) ** 0.5
+        assert report.rows[0].expected_std == 1.0
+        tokens = torch.randint(0, vocabulary, (64,), generator=torch.Generator().manual_seed(1))
+        assert set(il.audit(model, tokens).verdicts().values()) == {"healthy"}
