@@ -22,7 +22,7 @@ from typing import Any
 
 from initlab import datainit, plan, schemes, theory
 from initlab.datainit import lsuv
-from initlab.plan import InitReport, Plan, init_model
+from initlab.plan import InitReport, Plan, init_model, recommend
 from initlab.rng.deprecation import moved_attributes
 from initlab.schemes import (
     Fans,
@@ -137,6 +137,7 @@ __all__ = [
     "init_model",
     "InitReport",
     "Plan",
+    "recommend",
     # diagnostics
     "audit",
     "Probe",

@@ -11,6 +11,7 @@ each one applies.
 """
 
 from initlab.plan import stages
+from initlab.plan.advice import ADVICE, Advice, Recommendation, recommend
 from initlab.plan.apply import RNG_KINDS, init_model
 from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
@@ -22,6 +23,10 @@ from initlab.plan.values import PLAN_SCHEMES
 
 __all__ = [
     "init_model",
+    "recommend",
+    "Recommendation",
+    "Advice",
+    "ADVICE",
     "Plan",
     "PlanLike",
     "Rule",
