@@ -137,7 +137,8 @@ class Auto(PlanValue):
         activation = context.activations.get(target.module_name) if is_weight_layer(target.module) else None
         value = 1.0 if activation is None else activation_gain(activation)
         label = "no activation" if activation is None else f"after {_activation_label(activation)}"
-        return Resolved(_variance(value * value, self.mode, self.distribution), block.layout, block.groups, value, note=label)
+        scale = _without_rounding_noise(value * value)
+        return Resolved(_variance(scale, self.mode, self.distribution), block.layout, block.groups, value, note=label)
 
     def __str__(self) -> str:
         options = []
@@ -146,6 +147,15 @@ class Auto(PlanValue):
         if self.mode != "fan_in":
             options.append(f"mode={self.mode}")
         return f"auto({', '.join(options)})" if options else "auto"
+
+
+def _without_rounding_noise(value: float) -> float:
+    """``value`` at 15 significant digits: sqrt(2) ** 2 is 2.0000000000000004 in floats, and reads as 2.0.
+
+    A relative change below 1e-15, far under any sampling error, bought for a
+    scheme name that reads as the formula (``variance_scaling(scale=2.0, ...)``).
+    """
+    return float(f"{value:.15g}")
 
 
 def _activation_label(activation: Any) -> str:
