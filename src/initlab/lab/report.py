@@ -227,15 +227,21 @@ def _words(value: Any) -> str:
     return "default" if value is None else str(value)
 
 
+def _field(data: dict[str, Any], key: str, kind: type) -> Any:
+    """``data[key]`` if it is of ``kind``, else an empty one (the manifest is untrusted)."""
+    value = data.get(key)
+    return value if isinstance(value, kind) else kind()
+
+
 def _compare_settings(manifest: dict[str, Any]) -> str:
     """The run settings of a compare manifest as sentences."""
-    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
-    inits = manifest.get("inits") if isinstance(manifest.get("inits"), list) else []
-    seeds = manifest.get("seeds") if isinstance(manifest.get("seeds"), list) else []
+    config = _field(manifest, "config", dict)
+    inits = _field(manifest, "inits", list)
+    seeds = _field(manifest, "seeds", list)
     length = f"{config.get('steps')} steps" if config.get("steps") else f"{_words(config.get('epochs'))} epochs"
-    counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else {}
-    timings = manifest.get("timings") if isinstance(manifest.get("timings"), dict) else {}
-    versions = manifest.get("versions") if isinstance(manifest.get("versions"), dict) else {}
+    counts = _field(manifest, "counts", dict)
+    timings = _field(manifest, "timings", dict)
+    versions = _field(manifest, "versions", dict)
     sentences = [
         f"Model {config.get('model', '?')} trained on {config.get('dataset', '?')} for {length} with "
         f"{config.get('optimizer', '?')} (learning rate {_words(config.get('lr'))}, momentum "
