@@ -43,7 +43,7 @@ def test_table_lists_every_layer_with_its_verdict_and_the_reasons(
     reports: dict[str, ProbeReport],
 ) -> None:
     report = reports["0.01 N(0,1)"]
-    plain = report.table(rich=False)
+    plain = report.table(rich=False, wide=True)
     lines = plain.splitlines()
     assert "verdict" in lines[1] and "mean-field" in lines[1]
     for row in report.rows:
@@ -53,7 +53,31 @@ def test_table_lists_every_layer_with_its_verdict_and_the_reasons(
     assert "output RMS is" in plain  # the reason of a vanishing layer
     fancy = report.table()
     assert "vanishing" in fancy and report.title in fancy
-    assert str(report) == plain
+    assert str(report) == report.table(rich=False)
+
+
+@pytest.mark.parametrize("rich", [False, None])
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_compact_table_fits_the_width_it_is_given(
+    reports: dict[str, ProbeReport], width: int, rich: bool | None
+) -> None:
+    report = reports["0.01 N(0,1)"]
+    text = report.table(width=width, rich=rich)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "mean-field" not in text and "verdict" in text
+    for row in report.rows:
+        assert row.name in text
+
+
+def test_the_table_reads_the_terminal_width(
+    reports: dict[str, ProbeReport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "70")
+    text = reports["0.01 N(0,1)"].table(rich=False)
+    assert max(len(line) for line in text.splitlines()) <= 70
+    monkeypatch.setenv("COLUMNS", "300")
+    wide = reports["0.01 N(0,1)"].table(rich=False, wide=True)
+    assert "upd/w" in wide and max(len(line) for line in wide.splitlines()) > 100
 
 
 def test_json_round_trips_and_spells_non_finite_numbers(

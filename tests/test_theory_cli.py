@@ -48,3 +48,18 @@ def test_lsuv_command_initializes_a_model_spec_on_digits_and_saves_it(tmp_path, 
     assert report["method"] == method and len(report["rows"]) == 5
     state = torch.load(path)
     assert all(torch.isfinite(value).all() for value in state.values())
+
+
+def test_theory_writes_a_figure_only_where_out_says(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run(theory_cmd, ["--activation", "tanh"]) == 0
+    assert "phase diagram:" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # nothing written unasked
+    assert _run(theory_cmd, ["--activation", "tanh", "--out", "figures"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["figures"]
+    assert (tmp_path / "figures" / "phase_diagram_tanh.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lsuv_takes_digits_by_default_as_audit_does(capsys) -> None:
+    assert _run(lsuv_cmd, ["mlp:*-32x3-*:tanh", "--batch-size", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"]

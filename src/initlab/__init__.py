@@ -22,7 +22,7 @@ from typing import Any
 
 from initlab import datainit, plan, schemes, theory
 from initlab.datainit import lsuv
-from initlab.plan import InitReport, Plan, init_model, register_layout
+from initlab.plan import InitReport, Plan, init_model, recommend, register_layout
 from initlab.rng.deprecation import moved_attributes
 from initlab.schemes import (
     Axes,
@@ -141,6 +141,7 @@ __all__ = [
     "InitReport",
     "Plan",
     "register_layout",
+    "recommend",
     # diagnostics
     "audit",
     "Probe",

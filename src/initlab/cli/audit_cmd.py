@@ -5,17 +5,22 @@
 builds the model (``initlab.lab.models.build_model``), initializes it
 (``initlab.init_model``; data-driven plans get the batch), takes one batch of
 the data set's training split, runs :func:`initlab.probe.audit` with the
-plan's expected stds, prints the per-layer table and, with ``--out``, writes
-``audit.png`` (std and gradient norm versus depth, histograms),
-``histograms.png`` (the per-layer histogram row), ``report.json`` and
-``init.json``. ``--compare P2 P3`` audits further plans on the same batch
-and draws them side by side in ``compare.png``. ``--strict`` turns any
-verdict other than healthy into exit status 1.
+plan's expected stds, prints the per-layer table (the compact columns that
+fit the terminal; ``--wide`` for all) and a short "what to try" section with
+the likely cause of each flagged layer and the plan that fixes it. ``--fix``
+audits the suggested plan on the same batch and prints both side by side.
+With ``--out`` it writes ``audit.png`` (std and gradient norm versus depth,
+histograms), ``histograms.png`` (the per-layer histogram row),
+``report.json`` and ``init.json``. ``--compare P2 P3`` audits further plans
+on the same batch and draws them side by side in ``compare.png``.
+``--strict`` turns any verdict other than healthy into exit status 1 (the
+fixed audit's verdicts with ``--fix``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a layer is not healthy"
+    )
+    parser.add_argument("--wide", action="store_true", help="print every column of the table")
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="re-run the audit with the plan the remedies suggest and show before and after side by side",
     )
 
 
@@ -144,12 +155,8 @@ def run(args: argparse.Namespace) -> int:
     for plan in plans:
         reports[plan], init_reports[plan] = _audit_plan(args, plan, dataset, batch, target)
     main_report = reports[args.plan]
-    if args.json:
-        print(main_report.to_json())
-    else:
-        for plan in plans:
-            print(reports[plan].table())
-            print()
+    fixed = _fix(args, main_report, dataset, batch, target) if args.fix else None
+    _print(args, plans, reports, fixed)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         suffix = args.format
@@ -165,12 +172,59 @@ def run(args: argparse.Namespace) -> int:
             )
         main_report.to_json(out / "report.json")
         written.append(out / "report.json")
+        if fixed is not None:
+            fixed[1].to_json(out / "fix.json")
+            written.append(out / "fix.json")
         init_json = getattr(init_reports[args.plan], "to_json", None)
         if callable(init_json):
             (out / "init.json").write_text(str(init_json()) + "\n", encoding="utf-8")
             written.append(out / "init.json")
         if not args.json:
             print("wrote " + ", ".join(str(path) for path in written))
-    if args.strict and set(main_report.verdicts().values()) - {"healthy"}:
+    judged = fixed[1] if fixed is not None else main_report
+    if args.strict and set(judged.verdicts().values()) - {"healthy"}:
         return 1
     return 0
+
+
+def _fix(args: argparse.Namespace, report: Any, dataset: Any, batch: Any, target: Any) -> tuple[str, Any] | None:
+    """(plan, report) of the audit under the plan the remedies suggest; None when every layer is healthy."""
+    plan = report.suggested_plan
+    if plan is None:
+        return None
+    fixed, _ = _audit_plan(args, plan, dataset, batch, target)
+    return plan, fixed
+
+
+def _print(args: argparse.Namespace, plans: list[str], reports: dict[str, Any], fixed: tuple[str, Any] | None) -> None:
+    from initlab.probe import side_by_side
+
+    main_report = reports[args.plan]
+    if args.json:
+        if not args.fix:
+            print(main_report.to_json())
+            return
+        after = fixed[1].to_dict() if fixed is not None else None
+        print(json.dumps({"before": main_report.to_dict(), "fix_plan": fixed[0] if fixed else None, "after": after}, indent=1))
+        return
+    if not args.fix:
+        for plan in plans:
+            print(reports[plan].table(wide=args.wide))
+            print()
+        if main_report.suggested_plan is not None:
+            print(f"--fix audits plan {main_report.suggested_plan!r} on the same batch, side by side with this one")
+        return
+    if fixed is None:
+        print(main_report.table(wide=args.wide))
+        print("\n--fix: every layer is healthy, nothing to change")
+        return
+    print(main_report.what_to_try())
+    print()
+    plan, after = fixed
+    print(side_by_side(main_report, after, labels=(f"plan {args.plan}", f"plan {plan}")))
+    flagged = [row.name for row in after.rows if row.verdict != "healthy"]
+    if flagged:
+        print()
+        print(after.what_to_try())
+    else:
+        print(f"\nafter --fix: all {len(after.rows)} layers healthy with plan {plan!r}")

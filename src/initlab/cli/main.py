@@ -18,6 +18,7 @@ from initlab.lab.executors import WorkerLost
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("initlab.cli.list_cmd", "print the catalogue of initializers"),
     "describe": ("initlab.cli.describe_cmd", "describe a scheme on a shape, or a plan on a model"),
+    "recommend": ("initlab.cli.recommend_cmd", "the init plan for a model, from its structure, with the reason"),
     "audit": ("initlab.cli.audit_cmd", "one-batch per-layer diagnostics of an initialized model"),
     "theory": ("initlab.cli.theory_cmd", "mean-field signal propagation: fixed points, depth scales, phase diagram"),
     "lsuv": ("initlab.cli.lsuv_cmd", "data-driven initialization of a model spec (LSUV and friends)"),

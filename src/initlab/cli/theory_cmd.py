@@ -1,4 +1,8 @@
-"""``initlab theory``: mean-field fixed points, depth scales and the phase diagram of an activation."""
+"""``initlab theory``: mean-field fixed points, depth scales and the phase diagram of an activation.
+
+The phase diagram is printed as a text map; a figure is written only where
+asked: ``--out DIR`` (``DIR/phase_diagram_<activation>.png``) or ``--plot PATH``.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--depth", type=int, default=10, help="layers of predicted pre-activation std to print (default 10)")
     parser.add_argument("--input-q", type=float, default=1.0, help="mean square of the input coordinates (default 1)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="write phase_diagram_<activation>.png into DIR")
     parser.add_argument("--plot", default=None, metavar="PATH", help="write the phase diagram to PATH (png/svg/pdf)")
-    parser.add_argument("--no-plot", action="store_true", help="do not write the phase diagram")
+    parser.add_argument("--no-plot", action="store_true", help="write no figure, even with --out or --plot")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of text")
+
+
+def _figure_path(args: argparse.Namespace, activation: str) -> str | None:
+    """Where the phase diagram goes: --plot, else DIR/phase_diagram_<activation>.png for --out, else nowhere."""
+    from pathlib import Path
+
+    if args.plot:
+        return str(args.plot)
+    if args.out is None:
+        return None
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {args.out!r} exists and is not a directory")
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"phase_diagram_{activation}.png")
 
 
 def _format(value: float) -> str:
@@ -77,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         summary["critical_sigma_w2"] = math.nan
     import numpy as np
 
-    path = None if args.no_plot else (args.plot or f"phase_diagram_{field.activation}.png")
+    path = None if args.no_plot else _figure_path(args, field.activation)
     diagram = None
     if path is not None or not args.json:
         w_high = max(4.0, 1.5 * sigma_w2)

@@ -12,6 +12,7 @@ each one applies, docs/recipes.md for the inits of model families (``gpt2``,
 """
 
 from initlab.plan import mup, recipes, stages
+from initlab.plan.advice import ADVICE, Advice, Recommendation, recommend
 from initlab.plan.apply import RNG_KINDS, init_model
 from initlab.plan.catalogue import IMPLICIT_RULES, NAMED_PLANS, RECIPES, named_plans
 from initlab.plan.graph import DataFlow, analyze, find_activations, output_layer
@@ -25,6 +26,10 @@ from initlab.plan.values import PLAN_SCHEMES
 __all__ = [
     "init_model",
     "mup",
+    "recommend",
+    "Recommendation",
+    "Advice",
+    "ADVICE",
     "Plan",
     "PlanLike",
     "Rule",

@@ -90,6 +90,13 @@ class InitRow:
         return self.measured_std / self.expected_std
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken after commas (or anywhere, for one long word)."""
+    import textwrap
+
+    return textwrap.wrap(text, max(width, 8), break_on_hyphens=False)
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "-"
@@ -139,16 +146,21 @@ class InitReport:
         return self.by_status("untouched")
 
     def table(self, *, max_scheme: int = 60) -> str:
-        """A plain-text table, one line per parameter, then the plan, rng, flow and warnings."""
+        """A plain-text table, one line per parameter, then the plan, rng, flow and warnings.
+
+        A scheme longer than ``max_scheme`` characters wraps onto continuation lines
+        (at its commas), never cut.
+        """
         cells = [list(_COLUMNS)]
+        scheme_column = _COLUMNS.index("scheme")
         for row in self.rows:
-            scheme = row.scheme if len(row.scheme) <= max_scheme else row.scheme[: max_scheme - 3] + "..."
+            scheme_lines = _wrap(row.scheme, max_scheme) or ["-"]
             name = row.name + (f" (= {', '.join(row.aliases)})" if row.aliases else "")
             cells.append([
                 name,
                 "x".join(str(d) for d in row.shape) or "()",
                 row.rule or "-",
-                scheme or "-",
+                scheme_lines[0],
                 "-" if row.fan_in is None else str(row.fan_in),
                 "-" if row.fan_out is None else str(row.fan_out),
                 _number(row.gain),
@@ -156,6 +168,8 @@ class InitReport:
                 _number(row.measured_std),
                 row.status,
             ])
+            for more in scheme_lines[1:]:
+                cells.append(["" if i != scheme_column else "  " + more for i in range(len(_COLUMNS))])
         widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
         lines.insert(1, "  ".join("-" * width for width in widths))

@@ -6,6 +6,9 @@ Plan-level schemes resolve, for each parameter block, to a catalogue scheme
 ``auto(distribution=normal, mode=fan_in)``
     std = gain(phi) / sqrt(fan), phi the activation that follows the layer in
     the forward pass (exact gain, ``initlab.gain``); no activation: gain 1.
+    An embedding table is a lookup of one-hot inputs, so its fan_in is 1
+    and auto draws N(0, 1): a looked-up vector has unit variance per entry,
+    as torch's ``nn.Embedding`` default (docs/plans.md, embeddings).
 ``module_default``
     what the module type's own ``reset_parameters`` draws in torch, recomputed
     without calling it: Linear/Conv/ConvTranspose U[+-1/sqrt(fan_in)] on
@@ -134,10 +137,14 @@ class Auto(PlanValue):
             raise ValueError(f"auto: mode must be fan_in, fan_out or fan_avg, got {self.mode!r}")
 
     def resolve(self, target: Target, block: Block, context: ResolveContext) -> Resolved:
+        if "embedding" in block.roles:
+            # a one-hot row selects one vector: fan_in 1 whatever the vocabulary size
+            return Resolved(get("normal(mean=0.0, std=1.0)"), block.layout, 1, 1.0, note="embedding: one-hot input, fan_in 1")
         activation = context.activations.get(target.module_name) if is_weight_layer(target.module) else None
         value = 1.0 if activation is None else activation_gain(activation)
         label = "no activation" if activation is None else f"after {_activation_label(activation)}"
-        return Resolved(_variance(value * value, self.mode, self.distribution), block.layout, block.groups, value, note=label)
+        scale = _without_rounding_noise(value * value)
+        return Resolved(_variance(scale, self.mode, self.distribution), block.layout, block.groups, value, note=label)
 
     def __str__(self) -> str:
         options = []
@@ -146,6 +153,15 @@ class Auto(PlanValue):
         if self.mode != "fan_in":
             options.append(f"mode={self.mode}")
         return f"auto({', '.join(options)})" if options else "auto"
+
+
+def _without_rounding_noise(value: float) -> float:
+    """``value`` at 15 significant digits: sqrt(2) ** 2 is 2.0000000000000004 in floats, and reads as 2.0.
+
+    A relative change below 1e-15, far under any sampling error, bought for a
+    scheme name that reads as the formula (``variance_scaling(scale=2.0, ...)``).
+    """
+    return float(f"{value:.15g}")
 
 
 def _activation_label(activation: Any) -> str:

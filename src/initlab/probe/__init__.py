@@ -7,8 +7,9 @@ mean/std/RMS/min/max and non-finite count, the gain RMS(out)/RMS(in) and the
 cumulative log-gain, saturated and dead fractions, effective rank and mean
 cosine similarity of samples, gradient statistics per layer and per
 parameter, grad/weight and update/weight ratios, groups of symmetric units,
-a signed log histogram, the expected and mean-field std, and a verdict with
-its reason.
+a signed log histogram, the expected and mean-field std, a verdict with
+its reason and, for a flagged layer, a :class:`Remedy`: the likely cause and
+the plan that fixes it (``report.what_to_try()``, ``report.suggested_plan``).
 """
 
 import sys
@@ -19,7 +20,8 @@ from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import select_layers
 from initlab.probe.oneshot import audit
 from initlab.probe.plots import compare_histograms, plot_depth, plot_heatmap
-from initlab.probe.report import LayerStats, ParamStats, ProbeReport
+from initlab.probe.remedies import Remedy
+from initlab.probe.report import LayerStats, ParamStats, ProbeReport, side_by_side
 from initlab.probe.session import Probe
 from initlab.probe.verdicts import VERDICTS, Thresholds
 from initlab.rng.deprecation import warn_deprecated
@@ -35,6 +37,8 @@ __all__ = [
     "LayerStats",
     "ParamStats",
     "ProbeReport",
+    "Remedy",
+    "side_by_side",
     "Thresholds",
     "VERDICTS",
     "select_layers",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 from initlab.probe.collector import ACC, PARAM, Collector, RowState
 from initlab.probe.expected import ChainRow, expected_stds, mean_field_predictions
 from initlab.probe.layers import LayerInfo
+from initlab.probe.remedies import attach_remedies
 from initlab.probe.report import LayerStats, ParamStats, ProbeReport
 from initlab.probe.symmetry import symmetric_groups, unit_rows
 from initlab.probe.verdicts import Evidence, Thresholds, judge
@@ -163,8 +164,14 @@ def build_report(
     loss: float | None = None,
     step: int | None = None,
     title: str = "",
+    branch_parameters: frozenset[str] = frozenset(),
 ) -> ProbeReport:
-    """The report of one batch/step from decoded records (host arrays)."""
+    """The report of one batch/step from decoded records (host arrays).
+
+    ``branch_parameters``: weights a plan placed inside residual branches
+    (:func:`initlab.probe.expected.residual_parameters`); a small output of
+    their rows that matches the expected std is by design.
+    """
     decoded = [_Decoded(meta, vector, hist) for meta, vector, hist in zip(metas, vectors, hists)]
     input_ms = None
     input_rms = None
@@ -182,6 +189,7 @@ def build_report(
     rows = []
     network = _Network(input_rms, last_grad_rms, expected, thresholds)
     reference_rms, reference_name = input_rms, "input"
+    designs = _designs(decoded, expected_out, branch_parameters)
     for index, d in enumerate(decoded, start=1):
         row = _layer_stats(
             index,
@@ -191,12 +199,13 @@ def build_report(
             expected_std=expected_out.get(d.meta.info.name),
             predicted_std=predicted.get(d.meta.info.name),
             groups=symmetry.get(d.meta.info.name),
+            design=designs[index - 1],
         )
         rows.append(row)
         if d.meta.info.kind == "norm" and row.act_rms:
             reference_rms, reference_name = row.act_rms, f"{d.meta.info.name} (norm)"
     return ProbeReport(
-        rows=rows,
+        rows=attach_remedies(rows, thresholds),
         bins=bins,
         thresholds=thresholds,
         input_rms=input_rms,
@@ -204,6 +213,47 @@ def build_report(
         step=step,
         title=title,
     )
+
+
+@dataclass(frozen=True)
+class _Design:
+    """What the plan meant a row to start as (see the verdicts' "zero by design")."""
+
+    zero: bool = False  # expected std 0, in a residual branch or the output layer
+    zero_after: bool = False  # a later row is zero by design: the gradient stops there at first
+    in_branch: bool = False  # the plan placed the row in a residual branch
+
+
+def _designs(
+    decoded: Sequence[_Decoded], expected_out: Mapping[str, float], branch_parameters: frozenset[str]
+) -> list[_Design]:
+    """Per row: zero by design, behind a zero-by-design row, inside a residual branch.
+
+    Zero is by design only where the design is known: the last layer of a
+    residual branch (Fixup) and the output layer (the last weight row). A
+    plan that zeroes a hidden layer elsewhere is the classic mistake, and
+    keeps its verdict.
+    """
+    weight_rows = [d.meta.info.name for d in decoded if d.meta.info.layout is not None]
+    output = weight_rows[-1] if weight_rows else None
+    branch: set[str] = set()
+    zero: set[str] = set()
+    for d in decoded:
+        name, source = d.meta.info.name, d.meta.source
+        if any(local == "weight" and p in branch_parameters for p, local, _ in d.meta.params):
+            branch.add(name)
+        elif d.meta.info.kind == "activation" and source in branch:
+            branch.add(name)
+        reads_zero = d.meta.info.kind == "activation" and source in zero
+        if expected_out.get(name) == 0.0 and (name in branch or name == output or reads_zero):
+            zero.add(name)
+    designs = []
+    later_zero = False
+    for d in reversed(decoded):
+        name = d.meta.info.name
+        designs.append(_Design(zero=name in zero, zero_after=later_zero, in_branch=name in branch))
+        later_zero = later_zero or name in zero
+    return designs[::-1]
 
 
 def _chain_row(d: _Decoded) -> ChainRow:
@@ -291,15 +341,13 @@ def _scales(
     return in_rms, log_gain, scale_ratio
 
 
-def _symmetry_evidence(groups: list[tuple[int, ...]] | None, units: _Units) -> dict[str, int]:
-    """The symmetric-unit counts of a layer's evidence, and the unit count they are out of."""
-    return {
-        # the symmetric groups are counted among the weight's units, dead units among the output's
-        "units": units.weight_units if groups else units.total,
-        "symmetric_units": sum(len(group) for group in groups or ()),
-        "symmetric_group_count": len(groups or ()),
-        "largest_group": max((len(group) for group in groups or ()), default=0),
-    }
+def _symmetry_evidence(groups: list[tuple[int, ...]] | None, units: _Units) -> tuple[int, int, int, int]:
+    """(units, symmetric units, groups, largest group) of a layer's evidence.
+
+    The symmetric groups are counted among the weight's units, dead units among the output's.
+    """
+    sizes = [len(group) for group in groups or ()]
+    return units.weight_units if groups else units.total, sum(sizes), len(sizes), max(sizes, default=0)
 
 
 @dataclass(frozen=True)
@@ -312,6 +360,52 @@ class _Network:
     thresholds: Thresholds
 
 
+def _as_expected(std: float | None, expected_std: float | None) -> bool:
+    """Whether a measured std is within a factor of 2 of the expected one."""
+    if std is None or expected_std is None or expected_std <= 0:
+        return False
+    return 0.5 <= std / expected_std <= 2.0
+
+
+def _evidence(
+    d: _Decoded,
+    units: _Units,
+    grads: _Gradients,
+    scale: tuple[float | None, str],
+    *,
+    groups: list[tuple[int, ...]] | None,
+    design: _Design,
+) -> Evidence:
+    """The numbers the verdict of one row is drawn from; ``scale`` is (RMS / reference RMS, reference name)."""
+    finite = d.acc(ACC.FINITE)
+    saturation_n = d.acc(ACC.SATURATION_N)
+    gram_calls = d.acc(ACC.GRAM_CALLS)
+    all_zero = finite > 0 and d.acc(ACC.SUMSQ) == 0.0
+    unit_count, symmetric, group_count, largest = _symmetry_evidence(groups, units)
+    return Evidence(
+        nonfinite=int(d.acc(ACC.NONFINITE)),
+        grad_nonfinite=grads.nonfinite,
+        scale_ratio=scale[0],
+        reference=scale[1],
+        grad_ratio=grads.ratio,
+        saturated_fraction=(
+            d.acc(ACC.SATURATED) / saturation_n if d.meta.info.saturating and saturation_n > 0 else None
+        ),
+        dead_fraction=units.dead_fraction,
+        dead_units=units.dead,
+        mean_cosine=d.acc(ACC.COSINE) / gram_calls if gram_calls > 0 else None,
+        all_zero=all_zero,
+        output_rms=d.rms,
+        effective_rank=d.acc(ACC.ERANK) / gram_calls if gram_calls > 0 else None,
+        zero_by_design=all_zero and design.zero,
+        gradient_blocked=design.zero_after and d.acc(ACC.GRAD_FINITE) > 0 and d.acc(ACC.GRAD_SUMSQ) == 0.0,
+        units=unit_count,
+        symmetric_units=symmetric,
+        symmetric_group_count=group_count,
+        largest_group=largest,
+    )
+
+
 def _layer_stats(
     index: int,
     d: _Decoded,
@@ -321,34 +415,24 @@ def _layer_stats(
     expected_std: float | None,
     predicted_std: float | None,
     groups: list[tuple[int, ...]] | None,
+    design: _Design,
 ) -> LayerStats:
-    """One layer's row; ``reference`` is the (RMS, name) of the layer its scale is compared with."""
+    """One layer's row; ``reference`` is the (RMS, name) of the layer its scale is compared with.
+
+    ``design``: what the plan meant the row to start as.
+    """
     info = d.meta.info
-    finite = d.acc(ACC.FINITE)
-    mean, std, rms = _moments(finite, d.acc(ACC.SUM), d.acc(ACC.SUMSQ))
+    mean, std, rms = _moments(d.acc(ACC.FINITE), d.acc(ACC.SUM), d.acc(ACC.SUMSQ))
     in_rms, log_gain, scale_ratio = _scales(d, rms, network.input_rms, reference[0])
-    saturation_n = d.acc(ACC.SATURATION_N)
-    saturated = d.acc(ACC.SATURATED) / saturation_n if info.saturating and saturation_n > 0 else None
     units = _units(d)
-    gram_calls = d.acc(ACC.GRAM_CALLS)
-    cosine = d.acc(ACC.COSINE) / gram_calls if gram_calls > 0 else None
     grads = _gradients(d, network.last_grad_rms)
     params = tuple(_param_stats(d, i, network.expected) for i in range(len(d.meta.params)))
     main = next((p for p in params if p.name.rsplit(".", 1)[-1] == "weight"), params[0] if params else None)
-    nonfinite = int(d.acc(ACC.NONFINITE))
-    evidence = Evidence(
-        nonfinite=nonfinite,
-        grad_nonfinite=grads.nonfinite,
-        scale_ratio=scale_ratio,
-        reference=reference[1],
-        grad_ratio=grads.ratio,
-        saturated_fraction=saturated,
-        dead_fraction=units.dead_fraction,
-        dead_units=units.dead,
-        mean_cosine=cosine,
-        all_zero=finite > 0 and d.acc(ACC.SUMSQ) == 0.0,
-        **_symmetry_evidence(groups, units),
+    evidence = _evidence(
+        d, units, grads, (scale_ratio, reference[1]), groups=groups, design=design
     )
+    if design.in_branch and not evidence.zero_by_design and _as_expected(std, expected_std):
+        evidence = replace(evidence, scaled_by_design=True)
     verdict, reason, flags = judge(evidence, network.thresholds)
     if expected_std is not None and std is not None and expected_std > 0:
         reason += f"; std {std:.3g} vs expected {expected_std:.3g}"
@@ -366,17 +450,17 @@ def _layer_stats(
         act_rms=rms,
         act_min=d.acc(ACC.MIN) if seen else None,
         act_max=-d.acc(ACC.NEG_MAX) if seen else None,
-        nonfinite=nonfinite,
+        nonfinite=evidence.nonfinite,
         in_rms=in_rms,
         gain=_ratio(rms, in_rms) if rms is not None and in_rms is not None else None,
         log_gain_cum=log_gain,
         scale_ratio=scale_ratio,
-        saturated_fraction=saturated,
+        saturated_fraction=evidence.saturated_fraction,
         dead_fraction=units.dead_fraction,
         dead_units=units.dead if info.dying else 0,
         units=units.total,
-        effective_rank=d.acc(ACC.ERANK) / gram_calls if gram_calls > 0 else None,
-        mean_cosine=cosine,
+        effective_rank=evidence.effective_rank,
+        mean_cosine=evidence.mean_cosine,
         grad_mean=grads.mean,
         grad_std=grads.std,
         grad_norm=grads.norm,

@@ -38,7 +38,7 @@ from initlab.rng.checks import check_number
 from initlab.schemes.fans import fans as layout_fans
 from initlab.schemes.gains import activation_function, gaussian_expectation
 
-__all__ = ["ChainRow", "normalise_expected", "expected_stds", "mean_field_predictions", "check_expected_names",
+__all__ = ["ChainRow", "normalise_expected", "residual_parameters", "expected_stds", "mean_field_predictions", "check_expected_names",
            "batch_size_of"]
 
 _WEIGHT_KINDS = ("linear", "conv", "conv_transpose")
@@ -85,6 +85,31 @@ def normalise_expected(expected: Any) -> dict[str, float]:
             continue
         result[name] = check_number(f"expected[{name!r}]", value, minimum=0.0)
     return result
+
+
+# plan roles of the layers inside a residual branch (initlab.plan: the data flow's branches)
+_BRANCH_ROLES = ("residual", "residual_last")
+
+
+def residual_parameters(expected: Any) -> frozenset[str]:
+    """Names of the parameters an ``InitReport`` filled by a rule on a residual-branch role.
+
+    Such a plan (``fixup``, ``residual_last=...``) scales the layers of each
+    branch down on purpose, so that the branches add little to the stream at
+    the start; the verdicts then read a small output there as by design. A
+    rule reads ``KEY=SCHEME``, optionally after ``PLAN: `` (a ready plan's
+    rule); the key is a role or ``Family.role``.
+    """
+    found = set()
+    for row in getattr(expected, "rows", None) or ():
+        rule = getattr(row, "rule", None)
+        name = getattr(row, "name", None)
+        if not isinstance(rule, str) or not isinstance(name, str):
+            continue
+        key = rule.rsplit(": ", 1)[-1].split("=", 1)[0].strip()
+        if key.rsplit(".", 1)[-1] in _BRANCH_ROLES:
+            found.add(name)
+    return frozenset(found)
 
 
 def check_expected_names(model: nn.Module, expected: Mapping[str, float]) -> None:

@@ -1,9 +1,10 @@
 """Which modules of a model become report rows, and what kind of layer each one is.
 
 A row is a module whose output the probe measures. By default these are the
-leaf modules that own parameters (Linear, Conv, norms, embeddings, ...) and
-the leaf activation modules (ReLU, Tanh, ...), in the order the forward pass
-first calls them. ``modules=`` selects others: a list of qualified names,
+leaf modules that own parameters (Linear, Conv, norms, embeddings, ...), the
+leaf activation modules (ReLU, Tanh, ...) and attention modules
+(``nn.MultiheadAttention`` and classes named ``*Attention*``), in the order
+the forward pass first calls them. ``modules=`` selects others: a list of qualified names,
 module classes or module objects, or a predicate ``(name, module) -> bool``.
 
 For activation rows the kind decides two per-entry diagnostics:
@@ -35,6 +36,7 @@ __all__ = [
     "DYING",
     "relative_derivative",
     "saturated_count",
+    "is_attention",
 ]
 
 ModuleSelector = (
@@ -66,7 +68,7 @@ class LayerInfo:
 
     name: str
     module_type: str
-    kind: str  # "linear", "conv", "conv_transpose", "embedding", "norm", "activation", "other"
+    kind: str  # "linear", "conv", "conv_transpose", "embedding", "norm", "activation", "attention", "other"
     activation: str | None  # canonical activation name for activation rows
     layout: str | None  # fans layout of the weight ("linear", "conv", ...) or None
     groups: int
@@ -88,10 +90,22 @@ def _activation_name(module: nn.Module) -> str | None:
     return name
 
 
+def is_attention(module: nn.Module) -> bool:
+    """``nn.MultiheadAttention``, or a module whose class name says attention (``GPT2Attention``, ``SelfAttention``).
+
+    torch's Transformer layers call their attention's projections through
+    ``F.multi_head_attention_forward``, so the ``out_proj`` Linear inside never
+    runs as a module: the attention module itself is the row that sees them.
+    """
+    return isinstance(module, nn.MultiheadAttention) or "attention" in type(module).__name__.lower()
+
+
 def describe_module(name: str, module: nn.Module) -> LayerInfo:
     """The :class:`LayerInfo` of ``module`` (called ``name`` in its model)."""
     module_type = type(module).__name__
     groups = int(getattr(module, "groups", 1) or 1)
+    if is_attention(module):
+        return LayerInfo(name, module_type, "attention", None, None, 1, -1, False, False)
     if isinstance(module, nn.Linear | nn.Bilinear):
         return LayerInfo(name, module_type, "linear", None, "linear", 1, -1, False, False)
     if isinstance(module, _CONV):
@@ -122,6 +136,8 @@ def describe_module(name: str, module: nn.Module) -> LayerInfo:
 
 
 def _is_default_row(module: nn.Module) -> bool:
+    if is_attention(module):
+        return True
     if any(True for _ in module.children()):
         return False
     if any(True for _ in module.parameters(recurse=False)):

@@ -19,7 +19,12 @@ from torch.nn import functional
 
 from initlab.probe.build import build_report, record_of, row_meta, symmetry_of, to_host
 from initlab.probe.collector import Collector, first_tensor
-from initlab.probe.expected import batch_size_of, check_expected_names, normalise_expected
+from initlab.probe.expected import (
+    batch_size_of,
+    check_expected_names,
+    normalise_expected,
+    residual_parameters,
+)
 from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
 from initlab.probe.layers import ModuleSelector
 from initlab.probe.report import ProbeReport
@@ -193,6 +198,7 @@ def audit(
         input_sums=input_sums,
         thresholds=thresholds,
         expected=expected_map,
+        branch_parameters=residual_parameters(expected),
         symmetry=symmetry,
         bins=bins,
         loss=float(host[-1][0]) if loss_value is not None else None,

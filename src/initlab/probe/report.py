@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from initlab.probe.histogram import DEFAULT_BINS, HistogramBins
+from initlab.probe.remedies import Remedy, remedy_groups, suggested_plan
 from initlab.probe.verdicts import Thresholds
 
-__all__ = ["LayerStats", "ParamStats", "ProbeReport"]
+__all__ = ["LayerStats", "ParamStats", "ProbeReport", "side_by_side"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,12 @@ class LayerStats:
     reason: str
     flags: tuple[str, ...] = ()
     params: tuple[ParamStats, ...] = ()
+    remedy: Remedy | None = None  # the likely cause and the plan to try, for a row that is not healthy
+
+    @property
+    def inactive_fraction(self) -> float | None:
+        """The saturated fraction of a tanh/sigmoid row, the dead fraction of a ReLU row, else None."""
+        return self.saturated_fraction if self.saturated_fraction is not None else self.dead_fraction
 
     @property
     def symmetric_units(self) -> int:
@@ -135,6 +144,41 @@ _TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("upd/w", "update_weight_ratio", ".2g"),
     ("verdict", "verdict", "s"),
 )
+
+
+# the default, compact set: what a verdict is read from, narrow enough for a terminal
+_COMPACT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("#", "index", "d"),
+    ("layer", "name", "s"),
+    ("type", "module_type", "s"),
+    ("std", "act_std", ".3g"),
+    ("expected", "expected_std", ".3g"),
+    ("log10 G", "log_gain_cum", ".2f"),
+    ("sat/dead", "inactive_fraction", ".0%"),
+    ("grad norm", "grad_norm", ".3g"),
+    ("verdict", "verdict", "s"),
+)
+
+# the columns a narrow terminal loses first
+_DROP_ORDER = ("expected", "log10 G", "sat/dead", "type")
+# the width of a table when none is given and none can be read from the terminal
+FALLBACK_WIDTH = 100
+# reasons printed under a compact table; the wide table prints every one
+COMPACT_REASONS = 6
+
+
+def _width(width: int | None) -> int:
+    if width is None:
+        return shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns
+    if isinstance(width, bool) or not isinstance(width, int) or width < 20:
+        raise ValueError(f"width must be an int >= 20 (columns), got {width!r}")
+    return width
+
+
+def _wrap(text: str, width: int, *, indent: str, rest: str) -> str:
+    return "\n".join(
+        textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=rest, break_on_hyphens=False)
+    )
 
 
 def _format(value: Any, spec: str) -> str:
@@ -254,6 +298,8 @@ class ProbeReport:
             record = asdict(row)
             record.pop("hist")
             record.pop("params")
+            remedy = record.pop("remedy")
+            record["remedy_plan"] = remedy["plan"] if remedy else None
             groups = record.pop("symmetric_groups")
             record["symmetric_units"] = sum(len(g) for g in groups) if groups is not None else None
             record["flags"] = ",".join(row.flags)
@@ -274,33 +320,95 @@ class ProbeReport:
         return pd.concat(frames, ignore_index=True)
 
     # -- presentation ------------------------------------------------------------------
-    def _table_cells(self) -> list[list[str]]:
-        return [
-            [_format(getattr(row, attribute), spec) for _, attribute, spec in _TABLE_COLUMNS]
-            for row in self.rows
-        ]
+    @property
+    def suggested_plan(self) -> str | None:
+        """The plan to try first for the flagged layers (:func:`initlab.probe.remedies.suggested_plan`)."""
+        return suggested_plan(self.rows)
 
-    def table(self, *, reasons: bool = True, rich: bool | None = None) -> str:
-        """The per-layer table as text (drawn with rich when installed, else plain columns)."""
-        headers = [header for header, _, _ in _TABLE_COLUMNS]
-        cells = self._table_cells()
+    def _table_cells(self, columns: Sequence[tuple[str, str, str]]) -> list[list[str]]:
+        return [[_format(getattr(row, attribute), spec) for _, attribute, spec in columns] for row in self.rows]
+
+    def table(
+        self,
+        *,
+        reasons: bool = True,
+        rich: bool | None = None,
+        wide: bool = False,
+        width: int | None = None,
+        remedies: bool = True,
+    ) -> str:
+        """The per-layer table as text (drawn with rich when installed, else plain columns).
+
+        ``wide=False`` shows the compact columns (std, expected, cumulative
+        log-gain, saturated or dead fraction, gradient norm, verdict);
+        ``wide=True`` every column. ``width`` defaults to the terminal's
+        (``shutil.get_terminal_size``); reasons and the "what to try" section
+        (``remedies``) wrap to it.
+        """
+        width = _width(width)
+        columns = _TABLE_COLUMNS if wide else self._fit(_COMPACT_COLUMNS, width)
+        headers = [header for header, _, _ in columns]
+        cells = self._table_cells(columns)
+        text = None
         if rich is not False:
             try:
-                return self._rich_table(headers, cells, reasons)
+                text = self._rich_table(headers, cells, width)
             except ImportError:
                 if rich:
                     raise
+        if text is None:
+            text = self._plain_table(headers, cells, width)
+        lines = [text]
+        if reasons:
+            flagged = [row for row in self.rows if row.verdict != "healthy"]
+            shown = flagged if wide else flagged[:COMPACT_REASONS]
+            for row in shown:
+                lines.append(_wrap(f"{row.name}: {row.reason}", width, indent="  ", rest="      "))
+            if len(shown) < len(flagged):
+                more = f"... and {len(flagged) - len(shown)} more flagged layers (the wide table gives every reason)"
+                lines.append(_wrap(more, width, indent="  ", rest="  "))
+        if remedies and any(row.remedy is not None for row in self.rows):
+            lines.append("")
+            lines.append(self.what_to_try(width=width))
+        return "\n".join(lines)
+
+    def _fit(self, columns: Sequence[tuple[str, str, str]], width: int) -> tuple[tuple[str, str, str], ...]:
+        """``columns`` less the least needed ones (:data:`_DROP_ORDER`) until the table fits ``width``."""
+        kept = list(columns)
+        for header in _DROP_ORDER:
+            cells = self._table_cells(kept)
+            natural = sum(max(len(h), *(len(line[i]) for line in cells)) if cells else len(h)
+                          for i, (h, _, _) in enumerate(kept))
+            if natural + 2 * (len(kept) - 1) <= width:
+                break
+            kept = [column for column in kept if column[0] != header]
+        return tuple(kept)
+
+    def _plain_table(self, headers: list[str], cells: list[list[str]], width: int) -> str:
         widths = [
             max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
             for i, h in enumerate(headers)
         ]
-        lines = [self._caption()]
+        lines = [_wrap(self._caption(), width, indent="", rest="  ")]
         lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
         lines.append("  ".join("-" * w for w in widths))
-        for row, line in zip(self.rows, cells):
+        for line in cells:
             lines.append("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-            if reasons and row.verdict != "healthy":
-                lines.append(f"    {row.name}: {row.reason}")
+        return "\n".join(lines)
+
+    def what_to_try(self, *, width: int | None = None) -> str:
+        """The remedies of the flagged layers, one entry per cause, and the plan to try first."""
+        width = _width(width)
+        groups = remedy_groups(self.rows)
+        if not groups:
+            return "what to try: nothing, every layer is healthy"
+        first = self.suggested_plan
+        lines = ["what to try" + (f" (first: plan {first!r})" if first else "")]
+        for number, (remedy, names) in enumerate(groups, start=1):
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            lines.append(_wrap(f"{number}. {remedy.cause} [{shown}]", width, indent="  ", rest="     "))
+            change = f"-> {remedy.change}" + (f" ({remedy.reference})" if remedy.reference else "")
+            lines.append(_wrap(change, width, indent="     ", rest="        "))
         return "\n".join(lines)
 
     def _caption(self) -> str:
@@ -316,7 +424,7 @@ class ProbeReport:
             parts.append(f"first non-finite layer: {bad}")
         return " | ".join(parts)
 
-    def _rich_table(self, headers: list[str], cells: list[list[str]], reasons: bool) -> str:
+    def _rich_table(self, headers: list[str], cells: list[list[str]], width: int) -> str:
         from rich.console import Console
         from rich.table import Table
 
@@ -330,30 +438,29 @@ class ProbeReport:
             "symmetric": "cyan",
             "collapsed": "yellow",
         }
-        table = Table(title=self._caption(), show_lines=False)
+        table = Table(title=self._caption(), box=None, pad_edge=False, header_style="bold")
         for header in headers:
             table.add_column(
-                header, justify="left" if header in ("layer", "type", "verdict") else "right"
+                header,
+                justify="left" if header in ("layer", "type", "verdict") else "right",
+                overflow="fold",
             )
         for row, line in zip(self.rows, cells):
             colour = colours.get(row.verdict, "white")
             table.add_row(*line[:-1], f"[{colour}]{line[-1]}[/{colour}]")
-        console = Console(width=220, record=True, file=io.StringIO(), color_system=None)
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
         console.print(table)
-        if reasons:
-            for row in self.rows:
-                if row.verdict != "healthy":
-                    console.print(f"  {row.name}: {row.reason}", markup=False, highlight=False)
-        return console.export_text().rstrip()
+        return "\n".join(line.rstrip() for line in console.export_text().rstrip().splitlines())
 
-    def print(self) -> None:
+    def print(self, *, wide: bool = False) -> None:
         """Print the table (with colours when rich is installed and stdout is a terminal)."""
         try:
             from rich.console import Console
         except ImportError:
-            print(self.table())
+            print(self.table(wide=wide))
             return
-        Console().print(self.table(), markup=False, highlight=False)
+        console = Console()
+        console.print(self.table(wide=wide, width=console.width), markup=False, highlight=False)
 
     def __str__(self) -> str:
         return self.table(rich=False)
@@ -379,3 +486,49 @@ class ProbeReport:
         from initlab.probe.plots import compare_histograms
 
         return compare_histograms({label: self, **dict(others)}, path)
+
+
+def side_by_side(
+    before: ProbeReport,
+    after: ProbeReport,
+    *,
+    labels: tuple[str, str] = ("before", "after"),
+    width: int | None = None,
+) -> str:
+    """Two audits of one model, layer by layer: std and verdict before and after (plain text).
+
+    Rows are matched by layer name, in the order of ``before``; a layer that
+    only one report has shows ``-`` on the other side. Layer names are cut
+    to fit ``width`` (default: the terminal's) only when they must be.
+    """
+    width = _width(width)
+    after_rows = {row.name: row for row in after.rows}
+    lines = []
+    for row in before.rows:
+        other = after_rows.get(row.name)
+        lines.append([
+            str(row.index), row.name,
+            _format(row.act_std, ".3g"), row.verdict,
+            _format(other.act_std, ".3g") if other else "-", other.verdict if other else "-",
+        ])
+    headers = ["#", "layer", "std", "verdict", "std", "verdict"]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
+    spare = width - (sum(widths) + 2 * (len(widths) - 1) + 2)
+    if spare < 0:
+        widths[1] = max(8, widths[1] + spare)
+    left = sum(widths[:4]) + 2 * 3
+    title = f"{'before: ' + labels[0]:<{left}}  | after: {labels[1]}"
+    out = [title[:width], _row(headers, widths)]
+    for line in lines:
+        name = line[1] if len(line[1]) <= widths[1] else line[1][: widths[1] - 1] + "~"
+        out.append(_row([line[0], name, *line[2:]], widths))
+    before_bad = sum(row.verdict != "healthy" for row in before.rows)
+    after_bad = sum(row.verdict != "healthy" for row in after.rows)
+    out.append(f"flagged layers: {before_bad} of {len(before.rows)} before, {after_bad} of {len(after.rows)} after")
+    return "\n".join(out)
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    left = "  ".join(cell.ljust(w) for cell, w in zip(cells[:4], widths[:4]))
+    right = "  ".join(cell.ljust(w) for cell, w in zip(cells[4:], widths[4:]))
+    return f"{left}  | {right}".rstrip()

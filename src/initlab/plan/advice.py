@@ -1,0 +1,332 @@
+"""Which plan for which model: one advice table, read by ``initlab.recommend`` and the guide.
+
+:data:`ADVICE` lists the model kinds in the order they are asked about; the
+first whose question a model answers "yes" to gives the plan. The answers
+come from the model's structure (:class:`Traits`): recurrent layers,
+attention modules and where their norm layers sit, residual branches found in
+the data flow (``initlab.plan.analyze``), norm layers, the activations that
+follow the weight layers, and depth. docs/guide.md explains each row with a
+runnable snippet; ``docs/figures/make_flowchart.py`` draws the table as a
+flowchart.
+
+In order (kind: question -> plan):
+
+- width_scaling: a width-scaling experiment? -> ``mup``
+- lstm: LSTM layers? -> ``orthogonal; forget_bias=ones``
+- recurrent: RNN / GRU layers? -> ``orthogonal``
+- transformer_pre_norm: attention, norm before each sublayer? -> ``auto``
+- transformer_post_norm: attention, norm after each addition? -> ``glorot``
+- resnet_norm: residual blocks with norm layers? -> ``he``
+- resnet_no_norm: residual blocks without norm layers? -> ``fixup``
+- deep_no_norm: 20 or more weight layers, no norm, no skips? -> ``lsuv``
+- sigmoid: sigmoid activations? -> ``glorot_normal(gain=4.0)``
+- tanh: tanh or other saturating activations? -> ``glorot_normal``
+- relu: ReLU family, or anything else -> ``auto``
+
+Ready recipes of model families (``gpt2``, ``llama``, ``bert``, ``vit_timm``,
+``resnet``, ``t_fixup``) slot in here as rows before the generic ones they
+refine: gpt2 / llama before ``transformer_pre_norm``, bert before
+``transformer_post_norm``, resnet before ``resnet_norm``, t_fixup before
+``transformer_post_norm`` for post-norm stacks trained without warm-up;
+``vit_timm`` beside ``transformer_pre_norm`` for vision Transformers. A row's
+``matches`` reads :class:`Traits`, so a family row adds the module class names
+it recognises to that dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from initlab.plan.graph import analyze
+from initlab.plan.targets import is_weight_layer
+
+__all__ = ["Advice", "ADVICE", "Traits", "Recommendation", "recommend", "traits", "DEEP_LAYERS"]
+
+# a plain stack this deep without norm layers or skips loses the differences between samples
+# unless each layer is rescaled on data (Mishkin & Matas 2016 train 22 to 40 layers this way)
+DEEP_LAYERS = 20
+_SIGMOID = frozenset({"sigmoid", "hardsigmoid", "logsigmoid"})
+_SATURATING = frozenset({"tanh", "hardtanh", "softsign", "tanhshrink"}) | _SIGMOID
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What the advice reads from a model's structure."""
+
+    weight_layers: int
+    activations: tuple[str, ...]  # names of the activations found, in order of first appearance
+    norms: bool
+    residual: bool
+    attention: bool
+    norm_first: bool | None  # attention models: norm before each sublayer (pre-norm); None if unknown
+    recurrent: bool
+    lstm: bool = False
+    width_scaling: bool = False
+
+    def describe(self) -> str:
+        parts = [f"{self.weight_layers} weight layers"]
+        parts.append("activations " + ", ".join(self.activations) if self.activations else "no activation found")
+        parts.append("norm layers" if self.norms else "no norm layers")
+        parts.append("residual branches" if self.residual else "no residual branches")
+        if self.attention:
+            place = {True: "pre-norm", False: "post-norm", None: "norm placement unknown"}[self.norm_first]
+            parts.append(f"attention ({place})")
+        if self.recurrent:
+            parts.append("recurrent layers")
+        if self.width_scaling:
+            parts.append("width-scaling experiment")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One row of the advice table: a kind of model, the question that finds it, and its plan."""
+
+    kind: str
+    model: str  # the kind of model in words, as the guide's heading
+    question: str  # the flowchart's question
+    plan: str
+    reason: str  # two sentences
+    reference: str
+    matches: Callable[[Traits], bool]
+    needs_batch: bool = False  # a data-driven plan: init_model needs batch=
+
+    def plan_line(self) -> str:
+        """The line to paste: ``il.init_model(model, plan=..., seed=0)``."""
+        batch = ", batch=x" if self.needs_batch else ""
+        return f'il.init_model(model, plan="{self.plan}", seed=0{batch})'
+
+
+def _sigmoid(t: Traits) -> bool:
+    return any(name in _SIGMOID for name in t.activations)
+
+
+def _saturating(t: Traits) -> bool:
+    return any(name in _SATURATING for name in t.activations)
+
+
+ADVICE: tuple[Advice, ...] = (
+    Advice(
+        "width_scaling", "width-scaling experiments (muP)", "a width-scaling experiment?", "mup",
+        "Under the maximal update parametrization the hidden weights keep Var = 1/fan_in while the output layer "
+        "shrinks as 1/fan_in, so every layer's update stays the same size as the width grows. Hyperparameters "
+        "tuned on a narrow model then carry over to a wide one (the learning-rate multipliers are set in the "
+        "optimizer).",
+        "Yang et al. 2022 (Tensor Programs V)",
+        lambda t: t.width_scaling,
+    ),
+    Advice(
+        "lstm", "LSTMs", "LSTM layers?", "orthogonal; forget_bias=ones",
+        "An LSTM's weights are applied once per time step, so orthogonal weights, whose singular values are all "
+        "1, neither shrink nor blow up the state over the sequence. The forget-gate bias starts at 1, so the "
+        "cell keeps its memory and its output a usable scale from the first step.",
+        "Saxe, McClelland & Ganguli 2014; Gers, Schmidhuber & Cummins 2000; Jozefowicz, Zaremba & Sutskever 2015",
+        lambda t: t.lstm,
+    ),
+    Advice(
+        "recurrent", "RNNs and GRUs", "RNN / GRU layers?", "orthogonal",
+        "A recurrent weight is applied once per time step, so its singular values are raised to the sequence "
+        "length: orthogonal weights have all singular values 1 and neither shrink nor blow up the state. The "
+        "input weights get the same orthogonal draw and the biases start at zero.",
+        "Saxe, McClelland & Ganguli 2014; Le, Jaitly & Hinton 2015",
+        lambda t: t.recurrent,
+    ),
+    Advice(
+        "transformer_pre_norm", "Transformers with pre-norm (norm before attention and MLP)",
+        "attention, norm before each sublayer?", "auto",
+        "Each sublayer reads a normalised stream, so a variance-preserving init of its linears (gain 1, or the "
+        "gain of the MLP's activation; embeddings N(0, 1)) keeps every branch at unit scale. The stream grows "
+        "with depth as branches add up, which the final norm absorbs; GPT-2 also scales the branches' output "
+        "projections by 1/sqrt(2 x layers).",
+        "Xiong et al. 2020; Radford et al. 2019",
+        lambda t: t.attention and t.norm_first is not False,
+    ),
+    Advice(
+        "transformer_post_norm", "Transformers with post-norm (norm after each residual addition)",
+        "attention, norm after each addition?", "glorot",
+        "The norm after each addition resets the scale, so the original Transformer's Glorot-uniform weights "
+        "keep attention logits and MLP outputs in range. Post-norm stacks still need learning-rate warm-up, "
+        "since the gradient near the output is large at init.",
+        "Vaswani et al. 2017; Glorot & Bengio 2010; Xiong et al. 2020",
+        lambda t: t.attention,
+    ),
+    Advice(
+        "resnet_norm", "ResNets with normalisation (BatchNorm, LayerNorm, GroupNorm)",
+        "residual blocks with norm layers?", "he",
+        "The norm layers rescale each block's pre-activations, so He's Var = 2/fan_in keeps the ReLU branches "
+        "at unit scale and the sum of branches grows only as the number of blocks. This is torchvision's "
+        "ResNet init (Kaiming normal, BatchNorm weight 1, bias 0).",
+        "He et al. 2015; He et al. 2016; Ioffe & Szegedy 2015",
+        lambda t: t.residual and t.norms,
+    ),
+    Advice(
+        "resnet_no_norm", "ResNets without normalisation", "residual blocks without norm layers?", "fixup",
+        "Without norms every residual branch adds its variance to the stream, so L blocks at unit scale grow "
+        "the output as sqrt(L) or worse; Fixup zeroes each branch's last layer and scales the others by "
+        "L^(-1/(2m-2)). Blocks with a residual scalar can use skipinit (the scalar starts at 0) instead.",
+        "Zhang, Dauphin & Ma 2019 (Fixup); De & Smith 2020 (SkipInit)",
+        lambda t: t.residual,
+    ),
+    Advice(
+        "deep_no_norm", f"very deep plain nets ({DEEP_LAYERS} or more weight layers, no norm, no skips)",
+        f"{DEEP_LAYERS}+ weight layers, no norm, no skips?", "lsuv",
+        "Over many layers the small departures from variance preservation compound and the samples' outputs "
+        "become parallel; orthogonal weights rescaled on a batch until each layer's output has unit variance "
+        "keep both the scale and the differences. It needs one batch of training data.",
+        "Mishkin & Matas 2016; Saxe, McClelland & Ganguli 2014",
+        lambda t: not t.norms and not t.residual and t.weight_layers >= DEEP_LAYERS,
+        needs_batch=True,
+    ),
+    Advice(
+        "sigmoid", "sigmoid nets", "sigmoid activations?", "glorot_normal(gain=4.0)",
+        "Sigmoid's slope is 1/4 in its linear range, so Glorot's variance 2/(fan_in + fan_out) times 16 keeps "
+        "the backward signal from shrinking 4x per layer. Smaller weights leave every unit near 0.5 with a "
+        "vanishing gradient; larger ones saturate.",
+        "Glorot & Bengio 2010; Bengio 2012 (Practical recommendations)",
+        _sigmoid,
+    ),
+    Advice(
+        "tanh", "tanh nets (and other saturating activations)", "tanh or other saturating activations?",
+        "glorot_normal",
+        "Glorot's Var = 2/(fan_in + fan_out) keeps tanh in its linear range, where the forward and the backward "
+        "signal both keep their scale. Small weights (0.01 N(0, 1)) shrink the signal at every layer; large ones "
+        "saturate the units and stop the gradient.",
+        "Glorot & Bengio 2010; LeCun et al. 1998",
+        _saturating,
+    ),
+    Advice(
+        "relu", "MLPs and CNNs with ReLU-family activations (and anything else)", "ReLU family, or anything else",
+        "auto",
+        "auto sets std = gain / sqrt(fan_in) with the gain of the activation that follows each layer: He's "
+        "sqrt(2) for ReLU, the exact gain for leaky ReLU, GELU or SiLU, 1 before the output. The variance of "
+        "the signal then stays the same from layer to layer, forward and backward.",
+        "He et al. 2015; LeCun et al. 1998",
+        lambda t: True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The advice for one model: the table row it matched and the traits that decided it."""
+
+    advice: Advice
+    traits: Traits
+
+    @property
+    def plan(self) -> str:
+        return self.advice.plan
+
+    @property
+    def kind(self) -> str:
+        return self.advice.kind
+
+    def text(self) -> str:
+        """The advice in words: what was found, the plan, why, and the line to paste."""
+        advice = self.advice
+        return "\n".join(
+            [
+                f"model:     {self.traits.describe()}",
+                f"kind:      {advice.model}",
+                f"plan:      {advice.plan}",
+                f"why:       {advice.reason}",
+                f"reference: {advice.reference}",
+                f"paste:     {advice.plan_line()}",
+                "guide:     docs/guide.md#" + advice.kind.replace("_", "-"),
+            ]
+        )
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def _activation_name(found: Any) -> str | None:
+    if found is None:
+        return None
+    if isinstance(found, str):
+        return found.lower()
+    if isinstance(found, nn.Module):
+        return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ReLU6": "relu6"}.get(
+            type(found).__name__, type(found).__name__.lower()
+        )
+    return getattr(found, "__name__", None)
+
+
+def _norm_first(model: nn.Module, modules: dict[str, nn.Module]) -> bool | None:
+    """Pre-norm (True), post-norm (False) or unknown (None), from torch's flag or the block's child order."""
+    flags = [m.norm_first for m in modules.values() if isinstance(getattr(m, "norm_first", None), bool)]
+    if flags:
+        return all(flags)
+    for name, module in modules.items():
+        if not _is_attention(module):
+            continue
+        parent = modules.get(name.rpartition(".")[0])
+        if parent is None or parent is module:
+            continue
+        order = [child for _, child in parent.named_children()]
+        position = order.index(module)
+        if any(_is_norm(child) for child in order[:position]):
+            return True
+        if any(_is_norm(child) for child in order[position:]) or any(_is_norm(m) for m in module.modules()):
+            return False
+    return None
+
+
+def _is_attention(module: nn.Module) -> bool:
+    return isinstance(module, nn.MultiheadAttention) or "Attention" in type(module).__name__
+
+
+def _is_norm(module: nn.Module) -> bool:
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
+    return isinstance(module, norms) or type(module).__name__.endswith("Norm")
+
+
+def traits(model: nn.Module, example_input: Any = None, *, width_scaling: bool = False) -> Traits:
+    """The structure :func:`recommend` reads: layers, activations, norms, residual branches, attention, depth."""
+    modules = dict(model.named_modules())
+    flow = analyze(model, example_input, need_residual=True)
+    names: list[str] = []
+    found = [_activation_name(a) for a in flow.activations.values()]
+    found += [_activation_name(m) for m in modules.values() if type(m).__module__ == "torch.nn.modules.activation"]
+    for name in found:
+        if name is not None and name not in names and name != "multiheadattention":
+            names.append(name)
+    attention = any(_is_attention(m) for m in modules.values())
+    return Traits(
+        weight_layers=sum(is_weight_layer(m) for m in modules.values()),
+        activations=tuple(names),
+        norms=any(_is_norm(m) for m in modules.values()),
+        residual=bool(flow.residual_branches),
+        attention=attention,
+        norm_first=_norm_first(model, modules) if attention else None,
+        recurrent=any(isinstance(m, _RECURRENT) for m in modules.values()),
+        lstm=any(isinstance(m, nn.LSTM | nn.LSTMCell) for m in modules.values()),
+        width_scaling=width_scaling,
+    )
+
+
+def recommend(model: nn.Module, example_input: Any = None, *, width_scaling: bool = False) -> Recommendation:
+    """The plan for ``model``, from its structure: the first row of :data:`ADVICE` that matches.
+
+    ``example_input`` lets the data flow be recorded where torch.fx cannot
+    trace the model (residual branches are read from the flow);
+    ``width_scaling=True`` asks for the plan of a width-scaling experiment
+    (muP). docs/guide.md gives the reason for each plan, with its paper.
+
+    >>> import torch, initlab as il
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    >>> il.recommend(net).plan
+    'glorot_normal'
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(width_scaling, bool):
+        raise TypeError(f"width_scaling must be True or False, got {width_scaling!r}")
+    found = traits(model, example_input, width_scaling=width_scaling)
+    advice = next(row for row in ADVICE if row.matches(found))
+    return Recommendation(advice, found)
