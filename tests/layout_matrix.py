@@ -94,6 +94,15 @@ def stage_plans() -> set[str]:
     return set(initlab.plan.list_stages())
 
 
+def plan_text(plan: str) -> str:
+    """The plan as run: data-driven plans also set the residual scalars, which they leave alone.
+
+    (Left alone, a scalar materialized from the meta device holds uninitialised
+    memory, and the statistics a stage measures would depend on it.)
+    """
+    return f"{plan}; blocks.*.scale=ones" if plan in stage_plans() else plan
+
+
 def global_batch() -> torch.Tensor:
     generator = torch.Generator().manual_seed(SEED)
     return torch.randn(12, 3, IN, generator=generator)
@@ -174,7 +183,7 @@ def reference(plan: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     if (plan, dtype) not in _REFERENCES:
         torch.manual_seed(0)
         model = Net().to(dtype)
-        report = initlab.init_model(model, plan, SEED, batch=global_batch().to(dtype))
+        report = initlab.init_model(model, plan_text(plan), SEED, batch=global_batch().to(dtype))
         written = {row.name for row in report.rows if row.status == "initialized"}
         _REFERENCES[plan, dtype] = {name: value.detach().clone() for name, value in model.named_parameters()
                                     if name in written}
@@ -207,7 +216,7 @@ def check_cell(shard: Callable[[Net], None], plan: str, dtype: torch.dtype, batc
         model = Net().to(dtype)
     shard(model)
     try:
-        initlab.init_model(model, plan, SEED, batch=batch.to(dtype))
+        initlab.init_model(model, plan_text(plan), SEED, batch=batch.to(dtype))
     except ValueError as error:
         return {"outcome": REFUSED, "untouched": _untouched(model), "message": str(error).split(";")[0]}
     expected = reference(plan, dtype)
@@ -358,7 +367,7 @@ def _fully_shard_all(model: nn.Module, mesh: Any) -> None:
 
 
 # -- one world -------------------------------------------------------------------------------------
-def run_world(rank: int, world: int, port: int, out: str, with_memory: bool) -> None:
+def run_world(rank: int, world: int, port: int, out: str, with_memory: bool, plans: list[str] | None) -> None:
     """One rank of a gloo world: the matrix cells, DTensor's random ops and memory; rank 0 writes ``out``."""
     import torch.distributed as dist
 
@@ -375,7 +384,7 @@ def run_world(rank: int, world: int, port: int, out: str, with_memory: bool) -> 
 
         warnings.simplefilter("ignore")
         cells = []
-        plans = ready_plans()
+        plans = plans or ready_plans()
         for layout, mesh, shard in layouts(world):
             for dtype_name, dtype in DTYPES.items():
                 for plan in plans:
@@ -396,7 +405,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(worlds: tuple[int, ...] = WORLDS, with_memory: bool = True) -> dict[str, Any]:
+def run(worlds: tuple[int, ...] = WORLDS, with_memory: bool = True, plans: list[str] | None = None) -> dict[str, Any]:
     """Spawn each world, merge what rank 0 of each wrote: the matrix, the DTensor rows, the memory rows."""
     import torch.multiprocessing as mp
 
@@ -409,7 +418,7 @@ def run(worlds: tuple[int, ...] = WORLDS, with_memory: bool = True) -> dict[str,
         with tempfile.TemporaryDirectory() as folder:
             for world in worlds:
                 out = os.path.join(folder, f"world{world}.json")
-                mp.spawn(run_world, args=(world, _free_port(), out, with_memory), nprocs=world, join=True)
+                mp.spawn(run_world, args=(world, _free_port(), out, with_memory, plans), nprocs=world, join=True)
                 part = json.loads(Path(out).read_text(encoding="utf-8"))
                 for key in merged:
                     merged[key].extend(part[key])

@@ -712,8 +712,10 @@ def _run_stages_or_restore(model: nn.Module, stages: list[tuple[StageSpec, Stage
     if not stages:
         return {}
     try:
-        # every rank measures the same global batch on a sharded model (initlab.plan.sharded.gather_batch)
-        return _run_stages(model, stages, _sharded().gather_batch(batch) if _has_dtensors(model) else batch)
+        if not _has_dtensors(model):
+            return _run_stages(model, stages, batch)
+        with _sharded().sharded_stages(model, batch) as global_batch:
+            return _run_stages(model, stages, global_batch)
     except BaseException:
         if meta_modules:
             _move_storage(meta_modules, "meta", from_meta=False)

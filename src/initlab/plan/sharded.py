@@ -67,6 +67,7 @@ __all__ = [
     "shard_range",
     "is_elementwise",
     "gather_batch",
+    "sharded_stages",
     "check_stage_sharding",
     "hooks_off",
     "ShardedRow",
@@ -427,6 +428,35 @@ def check_stage_sharding(model: nn.Module, stages: Sequence[Any] = ()) -> None:
             f"{' ...' if len(refused) > 3 else ''} are sharded otherwise: initialize with the plan's rules "
             "(a plan without stage=), or run the stage before tensor parallelism is applied"
         )
+
+
+@contextlib.contextmanager
+def sharded_stages(model: nn.Module, batch: Any) -> Iterator[Any]:
+    """Run data-driven stages on an FSDP2-sharded ``model``: yields the global batch (:func:`gather_batch`).
+
+    FSDP2 keeps the root module's gathered parameters after a forward pass
+    (the root is not resharded after forward, ``FSDPModule.set_reshard_after_forward``),
+    so a stage that rescales a weight after a forward pass would write the
+    gathered copy and the next forward pass would not see its shards change.
+    While the stages run, every FSDP2 module is resharded after each forward
+    pass of ``model``, so every write lands on the shards; on exit all are
+    resharded once more (a stage may stop a forward pass midway).
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    owners = [module for module in model.modules() if isinstance(module, FSDPModule)]
+
+    def reshard_all(*_: Any) -> None:
+        for owner in owners:
+            owner.reshard()
+
+    handle = model.register_forward_hook(reshard_all) if owners else None
+    try:
+        yield gather_batch(batch)
+    finally:
+        if handle is not None:
+            handle.remove()
+        reshard_all()
 
 
 def _same(first: Any, second: Any) -> bool:
