@@ -12,7 +12,7 @@ from torch.nn.utils import parametrizations
 
 import initlab
 from initlab.plan import InitReport, init_model, register_stage
-from initlab.rng import derive_generator
+from initlab.rng import Keyed, derive_generator
 
 
 def _quiet(model: nn.Module, plan: object = "he", seed: int = 0, **options: object) -> InitReport:
@@ -76,17 +76,25 @@ def test_the_counter_stream_gives_each_packed_block_its_own_stream_on_any_device
 
 def test_each_parameter_stream_is_derived_from_seed_and_qualified_name() -> None:
     model = Three()
-    _quiet(model, "he_normal", 11)
+    _quiet(model, "he_normal", 11, rng="torch")
     expected = initlab.he_normal().sample((32, 16), generator=derive_generator(11, "inp.weight"))
     assert torch.equal(model.inp.weight.detach(), expected)
     other = Three()
-    _quiet(other, "he_normal", 12)
+    _quiet(other, "he_normal", 12, rng="torch")
     assert not torch.equal(other.inp.weight, model.inp.weight)
+
+
+def test_the_default_stream_is_the_counter_stream_of_seed_and_qualified_name() -> None:
+    model = Three()
+    report = _quiet(model, "he_normal", 11)
+    expected = initlab.he_normal().sample((32, 16), generator=Keyed(11).child("inp.weight"))
+    assert torch.equal(model.inp.weight.detach(), expected)
+    assert report.rng.startswith("counter")
 
 
 def test_torch_default_plan_reproduces_reset_parameters_for_the_same_generator() -> None:
     model = nn.Sequential(nn.Linear(20, 30), nn.Conv2d(3, 6, 3))
-    _quiet(model, "torch_default", 5)
+    _quiet(model, "torch_default", 5, rng="torch")
     reference = nn.Sequential(nn.Linear(20, 30), nn.Conv2d(3, 6, 3))
     with torch.no_grad():
         for name, param in reference.named_parameters():

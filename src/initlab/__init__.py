@@ -67,7 +67,8 @@ __version__ = "0.1.0"
 # -- wiring: the higher layers register into the extension points of the lower ones ----------
 register(theory.EdgeOfChaos)
 for _method in datainit.METHODS.values():
-    plan.register_stage(_method.name, _method.stage, base=_method.base, description=_method.description)
+    plan.register_stage(_method.name, _method.stage, base=_method.base, description=_method.description,
+                        sharded=_method.sharded)
 del _method
 
 # served from the probe, doctor and lab layers, imported on first use so that ``import initlab`` stays light

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groups", type=int, default=1, help="scheme: conv groups (default: 1)")
     parser.add_argument("--plan", help="model: the plan to apply (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="model: seed (default: 0)")
-    parser.add_argument("--rng", default="torch", choices=("torch", "counter"), help="model: random streams")
+    parser.add_argument("--rng", default="counter", choices=("torch", "counter"), help="model: random streams")
     parser.add_argument("--input-shape", help="model: input shape without batch, for the recorded forward pass")
     parser.add_argument("--num-classes", type=int, help="model: number of outputs passed to the model builder")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

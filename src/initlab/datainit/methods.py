@@ -41,7 +41,13 @@ _AUTO_RULES = NAMED_PLANS["auto"][0]
 
 @dataclass(frozen=True)
 class Method:
-    """One data-driven method: ``function(model, batch[, target], **options) -> DataInitReport``."""
+    """One data-driven method: ``function(model, batch[, target], **options) -> DataInitReport``.
+
+    ``sharded``: as a plan stage it runs on FSDP2-sharded models (the same
+    scales on every rank from the same batch, checked bit for bit against
+    one process in tests/test_layout_matrix.py); the others train or write
+    per-unit tensors that DTensor parameters do not take, and are refused.
+    """
 
     name: str
     function: Callable[..., DataInitReport]
@@ -49,6 +55,7 @@ class Method:
     description: str
     uses_target: bool = False
     stage_options: Mapping[str, Any] = field(default_factory=dict)
+    sharded: bool = False
 
     def stage(self, model: nn.Module, batch: Any, **options: Any) -> DataInitReport:
         """The method as a plan stage: the stage's default options, then the plan's."""
@@ -62,7 +69,7 @@ METHODS: dict[str, Method] = {
             "lsuv", lsuv, "orthogonal; bias=zeros",
             "orthogonal, then layer-sequential unit variance on a batch (Mishkin & Matas 2016)",
             # the plan has drawn the orthogonal weights already
-            stage_options={"orthonormal": False},
+            stage_options={"orthonormal": False}, sharded=True,
         ),
         Method(
             "wn", weight_norm_init, "normal(mean=0.0, std=0.05); bias=zeros",

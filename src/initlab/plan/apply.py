@@ -30,6 +30,7 @@ note saying which parameters kept their new values.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import warnings as _warnings
@@ -442,6 +443,13 @@ def _current_tensor(target: Target) -> torch.Tensor:
     return param
 
 
+def _sharded() -> Any:
+    """``initlab.plan.sharded``, imported when a model has DTensor parameters (it imports torch.distributed)."""
+    import importlib
+
+    return importlib.import_module("initlab.plan.sharded")
+
+
 def _is_dtensor(tensor: torch.Tensor) -> bool:
     module = sys.modules.get("torch.distributed.tensor")
     dtensor = getattr(module, "DTensor", None) if module is not None else None
@@ -471,22 +479,17 @@ def _write(decision: _Decision, rng: str, seed: int) -> None:
         param.copy_(decision.values)
         return
     stream = _stream(rng, seed, target.name, param.device)
-    if _is_dtensor(param):
-        if len(target.blocks) != 1:
-            raise ValueError(f"{target.name} is a DTensor packing {len(target.blocks)} blocks; sharded packed parameters are not supported")
-        import importlib
-
-        sharded: Any = importlib.import_module("initlab.plan.sharded")
-        resolved = decision.resolved[0]
-        assert resolved is not None and resolved.scheme is not None
-        sharded.fill_dtensor_(param, resolved.scheme, resolved.layout, resolved.groups, stream)
-        return
-    _fill_blocks(param, decision, stream)
     module = target.module
-    if isinstance(module, nn.Embedding) and module.padding_idx is not None and target.local_name == "weight":
-        param[module.padding_idx].zero_()
-        if "padding row zeroed" not in decision.notes:
-            decision.notes.append("padding row zeroed")
+    padding = module.padding_idx if isinstance(module, nn.Embedding) and target.local_name == "weight" else None
+    if _is_dtensor(param):
+        streams = [_block_stream(stream, block, len(target.blocks)) for block in target.blocks]
+        _sharded().write_dtensor_(param, target.blocks, decision.resolved, streams, padding)
+    else:
+        _fill_blocks(param, decision, stream)
+        if padding is not None:
+            param[padding].zero_()
+    if padding is not None and "padding row zeroed" not in decision.notes:
+        decision.notes.append("padding row zeroed")
 
 
 # decision index -> (decision, the tensors it would overwrite, as they were)
@@ -574,7 +577,7 @@ def init_model(
     plan: PlanLike = "auto",
     seed: int = 0,
     *,
-    rng: str = "torch",
+    rng: str = "counter",
     batch: Any = None,
     example_input: Any = None,
     include_frozen: bool = False,
@@ -593,10 +596,9 @@ def init_model(
 
     ``seed``: each parameter's stream derives from (seed, qualified name), so
     adding, removing or reordering other layers leaves its values unchanged.
-    ``rng="torch"`` uses ``initlab.rng.derive_generator`` (a torch.Generator
-    on the parameter's device); ``"counter"`` uses
-    ``initlab.rng.Keyed(seed).child(name)``, whose values do not depend on
-    the device.
+    ``rng="counter"`` (default): ``initlab.rng.Keyed(seed).child(name)``, values
+    independent of device, threads and sharding (DTensor parameters need it);
+    ``"torch"``: ``initlab.rng.derive_generator``, torch's own generator.
 
     ``batch``: input data for data-driven stages (also used as example input
     for the data flow). ``example_input``: an input for a recorded forward
@@ -613,7 +615,7 @@ def init_model(
     _check_arguments(model, seed, rng, strict)
     plan_obj = Plan.coerce(plan).bind(model)
     _refuse_lazy(model)
-    stages = [(spec, get_stage(spec.name)) for spec in plan_obj.effective_stages()]
+    stages = _stages(model, plan_obj)
     needing = [spec.name for spec, stage in stages if stage.needs_batch]
     if needing and batch is None:
         raise ValueError(f"plan {plan_obj} runs the data-driven stage(s) {', '.join(needing)}, which need batch=")
@@ -706,7 +708,8 @@ def _flow(model: nn.Module, targets: list[Target], plan: Plan, example: Any, con
     """The model's data flow, when a rule of ``plan`` needs it (output/input/residual roles, auto, fixup)."""
     if not targets or not plan.needs_flow():
         return None
-    flow = analyze(model, example, need_residual=plan.needs_residual())
+    with _sharded().hooks_off(model) if _has_dtensors(model) else contextlib.nullcontext():
+        flow = analyze(model, example, need_residual=plan.needs_residual())
     _apply_flow(targets, flow, plan, context, notes)
     return flow
 
@@ -720,13 +723,28 @@ def _check_sharded(decisions: list[_Decision], rng: str) -> None:
         )
 
 
+def _has_dtensors(model: nn.Module) -> bool:
+    return any(_is_dtensor(param) for param in model.parameters())
+
+
+def _stages(model: nn.Module, plan: Plan) -> list[tuple[StageSpec, Stage]]:
+    """The plan's stages; ValueError before any write when one cannot run on the model's DTensor parameters."""
+    stages = [(spec, get_stage(spec.name)) for spec in plan.effective_stages()]
+    if stages and _has_dtensors(model):
+        _sharded().check_stage_sharding(model, [stage for _, stage in stages])
+    return stages
+
+
 def _run_stages_or_restore(model: nn.Module, stages: list[tuple[StageSpec, Stage]], batch: Any,
                            meta_modules: list[nn.Module], saved: _Snapshot) -> dict[str, Any]:
     """The stages' reports; a failing stage leaves the model as it was before ``init_model``."""
     if not stages:
         return {}
     try:
-        return _run_stages(model, stages, batch)
+        if not _has_dtensors(model):
+            return _run_stages(model, stages, batch)
+        with _sharded().sharded_stages(model, batch) as global_batch:
+            return _run_stages(model, stages, global_batch)
     except BaseException:
         if meta_modules:
             _move_storage(meta_modules, "meta", from_meta=False)

@@ -26,7 +26,10 @@ class Stage:
 
     ``base`` is the plan string applied before the stage when its name is used
     as a plan by itself (None: the rules of the ``auto`` plan);
-    ``description`` is its line in ``initlab.plan.named_plans()``.
+    ``description`` is its line in ``initlab.plan.named_plans()``;
+    ``sharded``: the stage gives every rank of an FSDP2-sharded model the
+    same result from the same batch (``initlab.plan.sharded``), so
+    ``init_model`` runs it on DTensor parameters instead of refusing.
     """
 
     name: str
@@ -34,6 +37,7 @@ class Stage:
     base: str | None = None
     needs_batch: bool = True
     description: str = ""
+    sharded: bool = False
 
 
 _STAGES: dict[str, Stage] = {}
@@ -47,6 +51,7 @@ def register_stage(
     description: str = "",
     needs_batch: bool = True,
     replace: bool = False,
+    sharded: bool = False,
 ) -> StageFn:
     """Register ``fn(model, batch, **options) -> report`` as the stage ``name``; returns ``fn``.
 
@@ -58,7 +63,7 @@ def register_stage(
         raise TypeError(f"stage {name!r}: fn must be callable, got {type(fn).__name__}")
     if name in _STAGES and not replace and _STAGES[name].fn is not fn:
         raise ValueError(f"stage {name!r} is already registered (pass replace=True to replace it)")
-    _STAGES[name] = Stage(name, fn, base, needs_batch, description or f"{name} (a registered data-driven stage)")
+    _STAGES[name] = Stage(name, fn, base, needs_batch, description or f"{name} (a registered data-driven stage)", sharded)
     return fn
 
 
