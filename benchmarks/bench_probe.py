@@ -26,8 +26,6 @@ import argparse
 import gc
 import os
 import platform
-import statistics
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,7 @@ import torch
 from torch import nn
 
 import initlab as il
+from timing import MIN_REPEATS, Timing, interleaved, machine_line, uptime_line
 
 
 def mlp(width: int, depth: int) -> nn.Module:
@@ -71,45 +70,46 @@ def make_step(
     return step
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def loop(
+    model: nn.Module, step: Callable[[], None], steps: int, every: int | None, optimizer: torch.optim.Optimizer
+) -> Callable[[], None]:
+    """A whole training loop of ``steps`` steps, as a user runs it: with a fresh Probe (every=N) or without."""
 
+    def run() -> None:
+        if every is None:
+            for _ in range(steps):
+                step()
+            return
+        with il.Probe(model, every=every, optimizer=optimizer):
+            for _ in range(steps):
+                step()
 
-def time_steps(step: Callable[[], None], steps: int, device: torch.device) -> float:
-    _synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _synchronize(device)
-    return (time.perf_counter() - start) / steps
+    return run
 
 
 def overhead(
-    name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rounds: int, steps: int
-) -> dict[str, float]:
+    name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int
+) -> dict[str, Timing]:
     device = x.device
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     step = make_step(model, x, y, optimizer)
-    for _ in range(3):
-        step()  # warm-up
-    times: dict[str, list[float]] = {"plain": [], "probe every=10": [], "probe every=1": []}
-    for _ in range(rounds):
-        times["plain"].append(time_steps(step, steps, device))
-        for every in (10, 1):
-            with il.Probe(model, every=every, optimizer=optimizer):
-                step()  # step 0: buffers are allocated; the timed steps 1..steps hold steps/every records
-                times[f"probe every={every}"].append(time_steps(step, steps, device))
-    medians = {key: statistics.median(values) for key, values in times.items()}
-    _synchronize(device)
-    start = time.perf_counter()
-    il.audit(model, x, target=y)
-    medians["audit (one batch)"] = time.perf_counter() - start
-    print(f"\n{name}: median seconds per training step over {rounds} rounds of {steps} steps")
-    for key, value in medians.items():
-        print(f"  {key:18s} {value * 1e3:9.2f} ms   {value / medians['plain']:5.2f}x plain")
-    return medians
+    runs = {
+        "plain": loop(model, step, steps, None, optimizer),
+        "probe every=10": loop(model, step, steps, 10, optimizer),
+        "probe every=1": loop(model, step, steps, 1, optimizer),
+    }
+    timings = interleaved(runs, repeats, device=device)
+    audit = interleaved({"audit (one batch)": lambda: il.audit(model, x, target=y)}, MIN_REPEATS, device=device)
+    timings.update(audit)
+    plain = timings["plain"].median
+    print(f"\n{name}: {repeats} interleaved repeats of whole {steps}-step training loops")
+    for key, timing in timings.items():
+        per = steps if key != "audit (one batch)" else 1
+        print(f"  {key:18s} {timing.median / plain:5.2f}x plain   {timing.line(1e3 / per, 'ms' + ('/step' if per > 1 else ''))}")
+    recorded = timings["probe every=1"].median / plain
+    print(f"  component: one recorded step = {recorded:.2f}x one plain step (every=1 loop / plain loop)")
+    return timings
 
 
 def rss_bytes() -> int:
@@ -166,8 +166,11 @@ def memory(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and few rounds")
+    parser.add_argument("--quick", action="store_true", help="small sizes and short loops")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu), e.g. cuda")
+    parser.add_argument("--steps", type=int, default=None, help="steps per timed training loop (200)")
+    parser.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"interleaved repeats (>= {MIN_REPEATS})")
+    parser.add_argument("--skip-memory", action="store_true", help="time the loops only")
     parser.add_argument(
         "--write", default=None, metavar="FILE.md", help="also write the figures as Markdown"
     )
@@ -175,19 +178,21 @@ def main() -> None:
     torch.manual_seed(0)
     device = torch.device(args.device)
     if args.quick:
-        sizes = (128, 20, 128, 8, 16, 3, 10, 100)
+        sizes = (128, 20, 128, 8, 16, 20, 100)
     else:
-        sizes = (256, 20, 256, 16, 64, 5, 20, 1000)
-    width, depth, batch, channels, image_batch, rounds, steps, total = sizes
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-    )
+        sizes = (256, 20, 256, 16, 64, 200, 1000)
+    width, depth, batch, channels, image_batch, steps, total = sizes
+    steps = args.steps or steps
+    repeats = max(args.repeats, MIN_REPEATS)
+    machine = machine_line()
+    print(machine)
+    print(platform.processor() or platform.machine())
     mlp_times = overhead(
         f"MLP {depth}x{width} ReLU, batch {batch}",
         mlp(width, depth),
         torch.randn(batch, width, device=device),
         torch.randint(0, 10, (batch,), device=device),
-        rounds,
+        repeats,
         steps,
     )
     cnn_times = overhead(
@@ -195,31 +200,44 @@ def main() -> None:
         cnn(channels),
         torch.randn(image_batch, 3, 32, 32, device=device),
         torch.randint(0, 10, (image_batch,), device=device),
-        rounds,
+        repeats,
         steps,
     )
-    held = memory(width, depth, batch, total, device)
+    uptime = uptime_line()
+    print(f"uptime after the loops: {uptime}")
+    held = None if args.skip_memory else memory(width, depth, batch, total, device)
     if args.write:
-        lines = [
-            "# Probe overhead and memory",
-            "",
-            f"`benchmarks/bench_probe.py{' --quick' if args.quick else ''}` on {device}; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} CPU threads. Ratios are medians of interleaved rounds on the same "
-            "model and batch; the plain step time gives the scale.",
-            "",
-            "| model | plain step | probe every=10 | probe every=1 | audit (one batch) |",
-            "|---|---|---|---|---|",
-        ]
-        for label, times in (
-            (f"MLP {depth}x{width}, batch {batch}", mlp_times),
-            (f"small CNN, batch {image_batch}", cnn_times),
-        ):
-            plain = times["plain"]
-            cells = [f"{plain * 1e3:.1f} ms"] + [
-                f"{times[key] / plain:.2f}x"
-                for key in ("probe every=10", "probe every=1", "audit (one batch)")
-            ]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        write(args.write, device, args.quick, machine, uptime, steps, repeats,
+              [(f"MLP {depth}x{width}, batch {batch}", mlp_times), (f"small CNN, batch {image_batch}", cnn_times)],
+              held, total)
+
+
+def write(
+    path: str, device: torch.device, quick: bool, machine: str, uptime: str, steps: int, repeats: int,
+    models: list[tuple[str, dict[str, Timing]]], held: dict[str, tuple[int, int]] | None, total: int,
+) -> None:
+    lines = [
+        "# Probe overhead and memory",
+        "",
+        f"`benchmarks/bench_probe.py{' --quick' if quick else ''}` on {device}. {machine}.",
+        f"`uptime` beside the figures: `{uptime}`.",
+        "",
+        f"**End to end**: a whole {steps}-step training loop (forward, backward, SGD step) as a user runs it, "
+        "the probe created and closed inside the timed run, against the same loop without a probe; "
+        f"{repeats} interleaved repeats, ratio of medians, spread = slowest / fastest repeat - 1. "
+        "**Component**: one recorded step against one plain step, read from the every=1 loop; "
+        "the audit is one call on one batch.",
+        "",
+        "| model | plain loop (end to end) | probe every=10 (end to end) | recorded step (component, every=1) | audit (one batch, end to end) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, times in models:
+        plain = times["plain"]
+        cells = [f"{plain.median / steps * 1e3:.1f} ms/step (spread {100 * plain.spread:.0f}%)"]
+        for key in ("probe every=10", "probe every=1", "audit (one batch)"):
+            cells.append(f"{times[key].median / plain.median:.2f}x (spread {100 * times[key].spread:.0f}%)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if held is not None:
         lines += [
             "",
             f"Memory of a probe (every=1, history=200) after 10 and after {total} steps:",
@@ -231,9 +249,9 @@ def main() -> None:
             lines.append(
                 f"| {key} | {a / 2**20:.2f} MiB | {b / 2**20:.2f} MiB | {b / a if a else float('nan'):.3f}x |"
             )
-        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.write).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"\nwrote {args.write}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

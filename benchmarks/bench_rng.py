@@ -1,11 +1,18 @@
-"""Benchmark of the counter-based generator against torch's CPU generator.
+"""Benchmark of the counter-based generator against torch's CPU generator, and of whole-model init.
 
-Prints ratios measured in one run on the same tensors (best of a few
-repetitions): fills of 64M float32 values (uniform, normal, truncated
-normal) against ``Tensor.uniform_``, ``Tensor.normal_`` and
-``nn.init.trunc_normal_``; the scaling from 1 thread to all cores; the ratio
-to a plain memory fill (``Tensor.fill_``, the bandwidth bound); and an end to
-end materialization of a transformer-shaped model built on the meta device.
+Components, each one fill of one tensor, all taking turns
+(``benchmarks/timing.py``: at least 5 repeats, medians and spread): fills of
+64M float32 values (uniform, normal, truncated normal) against
+``Tensor.uniform_``, ``Tensor.normal_`` and ``nn.init.trunc_normal_``; the
+scaling from 1 thread to all cores; the ratio to a plain memory fill
+(``Tensor.fill_`` in the same rounds, the bandwidth bound).
+
+End to end: a transformer-shaped model built on the meta device and
+materialized by ``init_model(model, plan, rng="counter")`` against torch's
+``to_empty`` + ``reset_parameters``, a fresh meta model for every call; then
+the shares of ``init_model`` on the materialized model (its fills alone, its
+bookkeeping and report alone with the plan ``keep``, and the first touch of
+fresh memory alone).
 
     python benchmarks/bench_rng.py            # 64M values, 1B-parameter model
     python benchmarks/bench_rng.py --quick    # 4M values, ~60M-parameter model
@@ -24,11 +31,13 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.plan.sharded import init_sharded
+from initlab.plan import init_model
 from initlab.rng import Keyed, use_backend
+from timing import MIN_REPEATS, interleaved, machine_line, uptime_line
 
 
 def best_time(function: Callable[[], object], repeats: int) -> float:
+    """Best of ``repeats`` calls after one warm-up (the GPU section's single-run figures)."""
     function()  # warm up: compilation, page faults
     best = math.inf
     for _ in range(repeats):
@@ -38,37 +47,50 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def one_thread(function: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        cores = initlab.rng.get_threads()
+        initlab.rng.set_threads(1)
+        try:
+            function()
+        finally:
+            initlab.rng.set_threads(cores)
+
+    return run
+
+
 def fills(count: int, repeats: int) -> list[str]:
     lines = []
     out = torch.empty(count, dtype=torch.float32)
     stream = Keyed(0).child("bench")
-    cores = os.cpu_count() or 1
-    fill_time = best_time(lambda: out.fill_(1.0), repeats)
-    cases: list[tuple[str, Callable[[], object], Callable[[], object], int]] = [
-        ("uniform", lambda: stream.uniform_(out, -1.0, 1.0), lambda: out.uniform_(-1.0, 1.0), repeats),
-        ("normal", lambda: stream.normal_(out, 0.0, 0.02), lambda: out.normal_(0.0, 0.02), repeats),
+    cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("uniform", lambda: stream.uniform_(out, -1.0, 1.0), lambda: out.uniform_(-1.0, 1.0)),
+        ("normal", lambda: stream.normal_(out, 0.0, 0.02), lambda: out.normal_(0.0, 0.02)),
         (
             "truncated normal (+-2 sigma)",
             lambda: stream.truncated_normal_(out, 0.0, 0.02, -2.0, 2.0),
             lambda: nn.init.trunc_normal_(out, 0.0, 0.02, -0.04, 0.04),
-            1,
         ),
     ]
-    lines.append(f"{count / 2**20:.0f}M float32 values, {cores} cores, numba threads = {initlab.rng.get_threads()}")
-    lines.append(f"plain memory fill (Tensor.fill_): {fill_time * 1e3:.1f} ms")
-    lines.append("| distribution | initlab Keyed (all cores) | torch | speed-up vs torch | initlab 1 thread | scaling 1 -> all | x memory fill |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for name, ours, theirs, torch_repeats in cases:
-        ours_all = best_time(ours, repeats)
-        initlab.rng.set_threads(1)
-        ours_one = best_time(ours, repeats)
-        initlab.rng.set_threads(cores)
-        reference = best_time(theirs, torch_repeats)
-        lines.append(
-            f"| {name} | {ours_all * 1e3:.1f} ms ({count / ours_all / 1e6:.0f} M/s) | {reference * 1e3:.1f} ms "
-            f"({count / reference / 1e6:.0f} M/s) | {reference / ours_all:.1f}x | {ours_one * 1e3:.1f} ms | "
-            f"{ours_one / ours_all:.2f}x | {ours_all / fill_time:.1f}x |"
+    lines.append(
+        f"{count / 2**20:.0f}M float32 values, {os.cpu_count()} cores, numba threads = {initlab.rng.get_threads()}; "
+        f"component timings (one fill of one tensor), {max(repeats, MIN_REPEATS)} interleaved repeats each, medians"
+    )
+    lines.append("| distribution | initlab Keyed (all cores) | torch | speed-up vs torch | initlab 1 thread | scaling 1 -> all | x `fill_` (same run) | spread initlab / torch / fill_ |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for name, ours, theirs in cases:
+        timings = interleaved(
+            {"fill_": lambda: out.fill_(1.0), "initlab": ours, "initlab 1 thread": one_thread(ours), "torch": theirs},
+            repeats,
         )
+        mine, alone, reference, fill = (timings[k].median for k in ("initlab", "initlab 1 thread", "torch", "fill_"))
+        spreads = " / ".join(f"{100 * timings[k].spread:.0f}%" for k in ("initlab", "torch", "fill_"))
+        lines.append(
+            f"| {name} | {mine * 1e3:.1f} ms ({count / mine / 1e6:.0f} M/s) | {reference * 1e3:.1f} ms "
+            f"({count / reference / 1e6:.0f} M/s) | {reference / mine:.1f}x | {alone * 1e3:.1f} ms | "
+            f"{alone / mine:.2f}x | {mine / fill:.1f}x ({fill * 1e3:.1f} ms) | {spreads} |"
+        )
+        print(lines[-1], flush=True)
     small = min(count, 1 << 20)
     part = out[:small]
     with use_backend("torch"):
@@ -107,58 +129,95 @@ def llm_plan(name: str, param: torch.Tensor) -> object:
     return initlab.ones() if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight" else initlab.zeros()
 
 
-def end_to_end(vocab: int, width: int, depth: int, torch_trunc: bool, device: str = "cpu") -> list[str]:
+LLM_PLAN = "truncated_normal(std=0.02); bias=zeros"
+
+
+def end_to_end(vocab: int, width: int, depth: int, torch_trunc: bool, repeats: int, device: str = "cpu") -> list[str]:
+    """``init_model`` against ``reset_parameters`` from the meta device, whole calls taking turns; then the shares."""
     with torch.device("meta"):
-        model = Transformer(vocab, width, depth)
-    count = sum(p.numel() for p in model.parameters())
+        count = sum(p.numel() for p in Transformer(vocab, width, depth).parameters())
     lines = [f"transformer-shaped model: vocab {vocab}, width {width}, depth {depth}: {count / 1e9:.2f}B parameters, "
-             f"on {device}"]
-
-    def finished() -> float:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
+             f"built on the meta device, materialized on {device}; {max(repeats, MIN_REPEATS)} interleaved repeats"]
+    sync = torch.device(device) if device.startswith("cuda") else None
     # warm-ups, untimed: the device's context, the compiled kernels (numba's cache, Triton's compiler)
     torch.empty(1 << 15, device=device).uniform_()
     Keyed(0).child("warm-up").truncated_normal_(torch.empty(1 << 15, device=device), 0.0, 0.02, -2.0, 2.0)
-    finished()
+    held: dict[str, nn.Module] = {}
 
-    start = time.perf_counter()
-    model.to_empty(device=device)
-    for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()  # type: ignore[operator]
-    torch_default = finished() - start
-    lines.append(f"torch to_empty + reset_parameters: {torch_default:.2f} s")
+    def fresh(name: str) -> None:
+        held.clear()
+        gc.collect()
+        with torch.device("meta"):
+            held[name] = Transformer(vocab, width, depth)
+
+    def torch_default() -> None:
+        model = held["reset_parameters"].to_empty(device=device)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()  # type: ignore[operator]
+
+    def ours() -> None:
+        init_model(held["init_model"], LLM_PLAN, 0, rng="counter", device=device)
+
+    timings = interleaved({"reset_parameters": torch_default, "init_model": ours}, repeats, setup=fresh, device=sync)
+    held.clear()
+    gc.collect()
+    for name, what in (("reset_parameters", "torch: to_empty + reset_parameters"),
+                       ("init_model", f"initlab: init_model(model, {LLM_PLAN!r}, rng='counter')")):
+        lines.append(f"end to end, {what}: {timings[name].line()}")
+    ratio = timings["init_model"].median / timings["reset_parameters"].median
+    lines.append(f"end to end, init_model / reset_parameters (medians): {ratio:.2f}x")
+    lines += shares(vocab, width, depth, repeats, device, sync)
     if torch_trunc:
+        with torch.device("meta"):
+            model = Transformer(vocab, width, depth)
+        model.to_empty(device=device)
         start = time.perf_counter()
         for param in model.parameters():
             if param.dim() >= 2:
                 nn.init.trunc_normal_(param, 0.0, 0.02, -0.04, 0.04)
-        torch_own = finished() - start
-        lines.append(f"torch trunc_normal_(std=0.02) on every matrix (after to_empty): {torch_own:.2f} s")
-    del model
-    gc.collect()
+        lines.append(f"torch trunc_normal_(std=0.02) on every matrix (after to_empty, one run): {time.perf_counter() - start:.2f} s")
+        del model
+        gc.collect()
+    return lines
 
+
+def shares(vocab: int, width: int, depth: int, repeats: int, device: str, sync: torch.device | None) -> list[str]:
+    """Components on a materialized model: init_model warm, its fills alone, its bookkeeping and report alone."""
     with torch.device("meta"):
         model = Transformer(vocab, width, depth)
-    start = time.perf_counter()
     model.to_empty(device=device)
-    rows = init_sharded(model, llm_plan, seed=0)
-    first = finished() - start
-    # the same again on the materialized model: what every later init in the process costs
-    start = time.perf_counter()
-    init_sharded(model, llm_plan, seed=0)
-    ours = finished() - start
-    lines.append(
-        f"initlab to_empty + Keyed truncated normal plan ({len(rows)} parameters): {first:.2f} s at the first call, "
-        f"{ours:.2f} s again = {torch_default / ours:.1f}x faster than reset_parameters"
-        + (f", {torch_own / ours:.1f}x faster than trunc_normal_" if torch_trunc else "")
-    )
-    del model
-    gc.collect()
+    parameters = len(init_model(model, LLM_PLAN, 0, rng="counter").rows)
+
+    def fills_alone() -> None:
+        space = Keyed(0)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if param.dim() >= 2:
+                    space.child(name).truncated_normal_(param, 0.0, 0.02, -2.0, 2.0)
+                else:
+                    param.fill_(1.0 if name.endswith("weight") else 0.0)
+
+    timings = interleaved({
+        "init_model, materialized model": lambda: init_model(model, LLM_PLAN, 0, rng="counter"),
+        "fills alone": fills_alone,
+        "bookkeeping + report (plan 'keep')": lambda: init_model(model, "keep; bias=keep", 0, rng="counter"),
+        "materialization alone (to_empty)": lambda: _materialize(vocab, width, depth, device),
+    }, repeats, device=sync)
+    whole = timings["init_model, materialized model"].median
+    lines = [f"components, each on the materialized model ({parameters} parameters):"]
+    for name, timing in timings.items():
+        lines.append(f"  {name:38s} {timing.line()}   = {timing.median / whole:.0%} of init_model on a materialized model")
     return lines
+
+
+def _materialize(vocab: int, width: int, depth: int, device: str) -> None:
+    with torch.device("meta"):
+        model = Transformer(vocab, width, depth)
+    model.to_empty(device=device)
+    for param in model.parameters():
+        param.data[..., :1].zero_()  # touch one value per row, as a fill would, so pages are really mapped
+    del model
 
 
 def main() -> None:
@@ -170,17 +229,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the whole-model benchmark (default cpu)")
     args = parser.parse_args()
     count = (1 << 22) if args.quick else (1 << 26)
-    repeats = 2 if args.quick else 3
-    lines = [f"torch {torch.__version__}, backend {initlab.rng.get_backend()}, {os.cpu_count()} cores"]
+    repeats = MIN_REPEATS
+    lines = [machine_line(), f"backend {initlab.rng.get_backend()}"]
+    print("\n".join(lines), flush=True)
     if not args.skip_fills:
         lines += fills(count, repeats)
     if not args.skip_model:
         if args.quick:
-            lines += end_to_end(32_000, 512, 6, not args.skip_torch_trunc, args.device)
+            lines += end_to_end(32_000, 512, 6, not args.skip_torch_trunc, repeats, args.device)
         else:
-            lines += end_to_end(50_304, 2_048, 18, not args.skip_torch_trunc, args.device)
+            lines += end_to_end(50_304, 2_048, 18, not args.skip_torch_trunc, repeats, args.device)
     if not args.skip_fills:
         lines += gpu_fills(count, repeats) if torch.cuda.is_available() else ["GPU: not measured (no GPU on this machine)"]
+    lines.append(f"`uptime` after the runs: {uptime_line()}")
     print("\n".join(lines))
 
 

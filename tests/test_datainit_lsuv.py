@@ -254,3 +254,36 @@ def test_twenty_layer_tanh_mlp_with_small_random_init_trains_on_digits_only_afte
     lsuv_accuracy = _train_accuracy(rescaled, x, y, steps=120)
     assert plain_accuracy < 0.25  # chance is 0.1: the signal dies in the first layers
     assert lsuv_accuracy > 0.9
+
+
+def test_orthonormal_start_batches_same_shape_weights_with_each_weights_own_stream() -> None:
+    from initlab.datainit import covered_layers, orthonormal_
+    from initlab.rng import derive_generator
+    from initlab.schemes.structured import orthogonal_matrices_, orthogonal_stack_
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(8, 32), *[nn.Linear(32, 32) for _ in range(4)], nn.Linear(32, 3),
+        nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3), nn.MultiheadAttention(8, 2),
+    )  # fmt: skip
+    orthonormal_(covered_layers(model, "test"), seed=5)
+    checked = 0
+    for name, param in model.named_parameters():
+        if param.dim() < 2:
+            assert not param.any(), name
+            continue
+        # one QR per weight, drawn from the stream of (seed, name): the values before batching
+        single = torch.empty(1, param.shape[0], param[0].numel())
+        orthogonal_matrices_(single, "qr", derive_generator(5, name))
+        assert torch.equal(param.detach(), single.view_as(param)), name
+        checked += 1
+    assert checked == 11
+    # 4x8 floats fill whole 64-byte lines (one batched QR); 5x7 and 7x5 do not (one QR each)
+    for shape in ((4, 8), (8, 4), (5, 7), (7, 5), (32, 32)):
+        generators = [derive_generator(1, f"w{i}") for i in range(3)]
+        stacked = orthogonal_stack_(torch.empty(3, *shape), generators)
+        for i in range(3):
+            alone = orthogonal_matrices_(torch.empty(1, *shape), "qr", derive_generator(1, f"w{i}"))
+            assert torch.equal(stacked[i], alone[0]), (shape, i)
+    with pytest.raises(ValueError, match="n generators"):
+        orthogonal_stack_(torch.empty(2, 5, 7), generators)

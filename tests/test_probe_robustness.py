@@ -145,7 +145,11 @@ def _no_host_sync() -> Iterator[None]:
             setattr(torch.Tensor, name, value)
 
 
-def test_hooks_accumulate_on_the_device_without_reading_values_on_the_host() -> None:
+def test_hooks_accumulate_on_the_device_without_reading_values_on_the_host(monkeypatch) -> None:
+    from initlab.probe import collector
+
+    # the path of every device but the CPU (where the hooks read floats), checked on the CPU
+    monkeypatch.setattr(collector, "HOST_DEVICES", ())
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(inplace=True), nn.Linear(16, 3)

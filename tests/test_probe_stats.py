@@ -364,3 +364,59 @@ def test_moments_of_a_tensor_spanning_several_chunks_match_a_direct_computation(
     assert total == pytest.approx(finite.sum().item(), rel=1e-12)
     assert squares == pytest.approx(finite.square().sum().item(), rel=1e-12)
     assert low == pytest.approx(-1e30, rel=1e-6) and negated_high == -float("inf")
+
+
+needs_numba = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("numba") is None, reason="numba is not installed"
+)
+
+
+def _edge_probe_values(dtype: torch.dtype) -> torch.Tensor:
+    """Log-uniform values of both signs, every bin edge and its two neighbours in ``dtype``, zeros and non-finite values."""
+    from initlab.probe.histogram import COMPILED_MIN
+
+    generator = torch.Generator().manual_seed(3)
+    count = 2 * COMPILED_MIN
+    magnitudes = 10.0 ** (torch.rand(count, generator=generator, dtype=torch.float64) * 20 - 10)
+    signs = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
+    edges = torch.from_numpy(DEFAULT_BINS.magnitudes()).to(dtype)
+    around = torch.cat([edges, torch.nextafter(edges, edges.new_tensor(0.0)), torch.nextafter(edges, edges.new_tensor(math.inf))])
+    special = torch.tensor([0.0, -0.0, math.nan, math.inf, -math.inf], dtype=dtype)
+    return torch.cat([(magnitudes * signs).to(dtype), around, -around, special])
+
+
+def _exact_bins(values: torch.Tensor) -> np.ndarray:
+    """Counts per bin from float64 comparisons of |x| with the edges: bin k holds k edges <= |x|."""
+    array = values.to(torch.float64).numpy()
+    finite = np.isfinite(array)
+    k = np.searchsorted(DEFAULT_BINS.magnitudes()[:-1], np.abs(array[finite]), side="right")
+    index = np.where(np.signbit(array[finite]), DEFAULT_BINS.center - k, DEFAULT_BINS.center + k)
+    counts = np.bincount(index, minlength=DEFAULT_BINS.num_bins + 1).astype(np.float64)
+    counts[DEFAULT_BINS.nan_slot] += (~finite).sum()
+    return counts
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_histogram_puts_every_value_in_its_exact_bin_even_next_to_an_edge(dtype: torch.dtype) -> None:
+    values = _edge_probe_values(dtype)
+    counts = DEFAULT_BINS.count(values).numpy()
+    assert np.array_equal(counts, _exact_bins(values))
+
+
+@needs_numba
+@pytest.mark.parametrize("poison", [None, math.nan, math.inf])
+def test_compiled_moments_equal_the_pytorch_sums(poison: float | None) -> None:
+    from initlab.probe.collector import _moments, host_moments
+    from initlab.probe.histogram import COMPILED_MIN
+
+    values = torch.randn(3 * COMPILED_MIN, generator=torch.Generator().manual_seed(4)) * 3 + 1
+    if poison is not None:
+        values[::97] = poison
+        values[5] = -math.inf
+    count, total, squares, low, high = host_moments(values, bounds=True)
+    expected = _moments(values, bounds=True).tolist()
+    assert count == expected[0]
+    assert total == pytest.approx(expected[1], rel=1e-12)
+    assert squares == pytest.approx(expected[2], rel=1e-12)
+    assert (low, high) == (expected[3], -expected[4])

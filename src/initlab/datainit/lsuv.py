@@ -113,33 +113,62 @@ def _check_options(target_std: Any, tol: Any, max_iter: Any, mode: Any) -> None:
 
 
 def orthonormal_(layers: list[tuple[str, nn.Module]], seed: int = 0) -> None:
-    """Orthonormal weights and zero biases for every layer; each weight's stream from (seed, name)."""
+    """Orthonormal weights and zero biases for every layer; each weight's stream from (seed, name).
+
+    Weights of one shape, dtype and device are drawn each from its own stream
+    and decomposed in one batched QR (``orthogonal_stack_``): the same values
+    as one QR per weight, with the per-call cost paid once per shape.
+    """
     scheme = _orthogonal_scheme()
+    targets: list[tuple[str, nn.Module, str]] = []
     with torch.no_grad():
         for name, module in layers:
-            tensors: list[tuple[str, nn.Module, str]] = []
             if isinstance(module, nn.MultiheadAttention):
                 if module.in_proj_weight is not None:
-                    tensors.append((f"{name}.in_proj_weight", module, "in_proj_weight"))
+                    targets.append((f"{name}.in_proj_weight", module, "in_proj_weight"))
                 else:
-                    tensors.extend((f"{name}.{key}", module, key) for key in ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
-                tensors.append((f"{name}.out_proj.weight", module.out_proj, "weight"))
+                    targets.extend((f"{name}.{key}", module, key) for key in ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
+                targets.append((f"{name}.out_proj.weight", module.out_proj, "weight"))
                 biases: list[torch.Tensor | None] = [module.in_proj_bias, module.out_proj.bias]
             else:
-                tensors.append((f"{name}.weight", module, "weight"))
+                targets.append((f"{name}.weight", module, "weight"))
                 biases = [getattr(module, "bias", None)]
-            for key, owner, attribute in tensors:
-                current = getattr(owner, attribute)
-                generator = derive_generator(seed, key, current.device)
-                fresh = torch.empty(current.shape, dtype=torch.float32, device=current.device)
-                _fill_orthogonal(scheme, fresh, generator)
-                if parametrize.is_parametrized(owner, attribute):
-                    setattr(owner, attribute, fresh.to(current.dtype))
-                else:
-                    current.copy_(fresh)
             for bias in biases:
                 if bias is not None:
                     bias.zero_()
+        groups: dict[tuple[tuple[int, ...], torch.device], list[tuple[str, nn.Module, str]]] = {}
+        for target in targets:
+            current = getattr(target[1], target[2])
+            groups.setdefault((tuple(current.shape), current.device), []).append(target)
+        for (shape, device), members in groups.items():
+            fresh = _orthonormal_group(scheme, shape, device, [(seed, key) for key, _, _ in members])
+            for (_, owner, attribute), values in zip(members, fresh):
+                current = getattr(owner, attribute)
+                if parametrize.is_parametrized(owner, attribute):
+                    setattr(owner, attribute, values.to(current.dtype))
+                else:
+                    current.copy_(values)
+
+
+def _orthonormal_group(
+    scheme: Any, shape: tuple[int, ...], device: torch.device, streams: list[tuple[int, str]]
+) -> torch.Tensor:
+    """Orthonormal float32 weights of ``shape``, one per (seed, name) stream, stacked on dim 0."""
+    fresh = torch.empty((len(streams), *shape), dtype=torch.float32, device=device)
+    if fresh.numel() == 0:
+        return fresh
+    generators = [derive_generator(seed, key, device) for seed, key in streams]
+    if scheme is not None and len(shape) >= 2:
+        from initlab.schemes.structured import orthogonal_stack_
+
+        # rows = first axis, columns = the rest, whatever the layer's layout
+        orthogonal_stack_(fresh.view(len(streams), shape[0], -1), generators, scheme.method)
+        if scheme.gain != 1.0:
+            fresh.mul_(scheme.gain)
+        return fresh
+    for matrix, generator in zip(fresh, generators):
+        _fill_orthogonal(scheme, matrix, generator)
+    return fresh
 
 
 def _orthogonal_scheme() -> Any:

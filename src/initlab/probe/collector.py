@@ -1,4 +1,4 @@
-"""Hooks that turn a model's forward and backward passes into per-layer sums on the device.
+"""Hooks that turn a model's forward and backward passes into per-layer sums.
 
 One :class:`Collector` serves both the one-batch :func:`~initlab.probe.audit`
 and the training :func:`~initlab.probe.probe`. For every selected module it
@@ -15,26 +15,44 @@ registers
 * on each of the module's own parameters, a tensor hook for the parameter's
   gradient.
 
-Every statistic is a float64 tensor on the module's device that the hooks
-add to in place; nothing calls ``.item()`` or keeps an activation, and
-constants are made with fill kernels (``new_full``), never copied from the
-host, so a CUDA stream is never synchronised by a hook. The host
-reads all rows with one transfer when a report is built. Sums are float64,
-so activations near the float32 limit (1e38) do not overflow when squared.
+The layer hooks are attached only while ``recording`` is on: a step the
+probe does not record runs the model without them. Every statistic is a
+float64 accumulator on the module's device. Sums are float64, so activations
+near the float32 limit (1e38) do not overflow when squared.
+
+* On a GPU (any device but the CPU) the hooks add to the accumulators in
+  place: nothing calls ``.item()`` or keeps an activation, and constants are
+  made with fill kernels (``new_full``), never copied from the host, so a
+  CUDA stream is never synchronised by a hook. The host reads all rows with
+  one transfer when a report is built.
+* On the CPU there is no stream to wait for, so the hooks read each sum as
+  a Python float and add it through a NumPy view of the accumulator. That
+  allows a branch on finiteness: a float64 sum is finite only when no value
+  is NaN or inf, and a finite tensor (nearly always the case) then needs
+  one float64 copy (in cache-sized chunks), its sum and dot product, and one
+  ``aminmax``, instead of the passes that set NaN and inf aside.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from initlab.probe.histogram import CPU_CHUNK, DEFAULT_BINS, HistogramBins, cpu_scratch
+from initlab.probe.histogram import (
+    CPU_CHUNK,
+    DEFAULT_BINS,
+    HistogramBins,
+    compiled_kernels,
+    cpu_scratch,
+)
 from initlab.probe.layers import (
     LayerInfo,
     ModuleSelector,
@@ -44,7 +62,10 @@ from initlab.probe.layers import (
 )
 from initlab.rng.checks import check_int, check_number
 
-__all__ = ["Collector", "RowState", "ParamState", "first_tensor", "ACC", "PARAM"]
+__all__ = ["Collector", "RowState", "ParamState", "first_tensor", "ACC", "PARAM", "HOST_DEVICES"]
+
+HOST_DEVICES = ("cpu",)
+"""Device types whose sums the hooks read as Python floats (see the module docstring)."""
 
 
 class ACC:
@@ -103,12 +124,19 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-_Produced = tuple["weakref.ref[torch.Tensor]", str, torch.Tensor]
+# [sum of squares, finite count] of a tensor: floats on the host, a float64 pair on a device
+_InputSums = tuple[float, float] | torch.Tensor
+_Produced = tuple["weakref.ref[torch.Tensor]", str, _InputSums]
 
 
 def _data_key(tensor: torch.Tensor) -> tuple[int, int, torch.dtype, torch.device]:
     """Identity of a tensor's values: address of its first element, size, dtype, device."""
     return (tensor.data_ptr(), tensor.numel(), tensor.dtype, tensor.device)
+
+
+def _host_view(acc: torch.Tensor) -> np.ndarray | None:
+    """The NumPy view the hooks add to, for accumulators on a host device; None elsewhere."""
+    return acc.numpy() if acc.device.type in HOST_DEVICES else None
 
 
 def _new_acc(device: torch.device) -> torch.Tensor:
@@ -165,6 +193,65 @@ def _chunk_moments(chunk: torch.Tensor, bounds: bool) -> torch.Tensor:
     return torch.stack(pieces)
 
 
+def host_moments(values: torch.Tensor, *, bounds: bool) -> tuple[float, float, float, float, float]:
+    """(finite count, sum, sum of squares, min, max) of a CPU tensor as Python floats.
+
+    The same sums as :func:`_moments` (float64, non-finite entries left out,
+    bounds keeping +-inf and reading NaN as 0); without ``bounds`` min and
+    max are NaN. A tensor whose float64 sum is finite holds no NaN or inf,
+    so it takes the float64 copy's sum and dot product alone (and one
+    ``aminmax`` for the bounds); any other goes through :func:`_moments`.
+    """
+    flat = values.reshape(-1)
+    kernels = compiled_kernels(flat)
+    if kernels is not None:
+        return _compiled_moments(kernels, flat.numpy(), bounds)
+    scratch, _ = cpu_scratch(torch.float64, min(flat.numel(), CPU_CHUNK))
+    total = squares = 0.0
+    for start in range(0, flat.numel(), CPU_CHUNK):
+        part = flat[start : start + CPU_CHUNK]
+        chunk = scratch[: part.numel()]
+        chunk.copy_(part)
+        total += chunk.sum().item()
+        squares += torch.dot(chunk, chunk).item()
+    if math.isfinite(total) and math.isfinite(squares):
+        low = high = math.nan
+        if bounds and flat.numel():
+            extremes = torch.aminmax(flat)
+            low, high = extremes.min.item(), extremes.max.item()
+        return float(flat.numel()), total, squares, low, high
+    if not bounds:
+        count, total, squares = _moments(flat, bounds=False).tolist()
+        return count, total, squares, math.nan, math.nan
+    count, total, squares, low, negated_high = _moments(flat, bounds=True).tolist()
+    return count, total, squares, low, -negated_high
+
+
+def _compiled_moments(kernels: Any, array: np.ndarray, bounds: bool) -> tuple[float, float, float, float, float]:
+    """:func:`host_moments` by the compiled kernels: one vectorised pass, a second one for the bounds."""
+    total, squares = kernels.sums(array)
+    if math.isfinite(total) and math.isfinite(squares):
+        low, high = kernels.finite_bounds(array) if bounds else (math.nan, math.nan)
+        return float(array.shape[0]), total, squares, low, high
+    count, total, squares = kernels.finite_sums(array)
+    low, high = kernels.bounds(array) if bounds else (math.nan, math.nan)
+    return count, total, squares, low, high
+
+
+def _device_block(values: torch.Tensor) -> torch.Tensor:
+    """float64 [entries, finite count, sum, sum of squares, non-finite count] on the values' device."""
+    count, total, squares = _sums(values)
+    numel = float(values.numel())
+    return torch.stack([count.new_full((), numel), count, total, squares, numel - count])
+
+
+def _host_block(values: torch.Tensor) -> list[float]:
+    """:func:`_device_block` as Python floats, for a CPU tensor."""
+    count, total, squares, _, _ = host_moments(values, bounds=False)
+    numel = float(values.numel())
+    return [numel, count, total, squares, numel - count]
+
+
 @dataclass(eq=False)
 class ParamState:
     """Gradient and update sums of one parameter (float64 on its device)."""
@@ -175,6 +262,9 @@ class ParamState:
     acc: torch.Tensor
     snapshot: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        self.host = _host_view(self.acc)
+
     def reset(self) -> None:
         self.acc.zero_()
 
@@ -182,10 +272,25 @@ class ParamState:
         values = grad.detach()
         if not values.is_floating_point():
             return
-        count, total, squares = _sums(values)
-        numel = float(values.numel())
-        update = torch.stack([count.new_full((), numel), count, total, squares, numel - count])
-        self.acc[: PARAM.UPDATE_SUMSQ].add_(update)
+        if self.host is not None and values.device.type in HOST_DEVICES:
+            self.host[: PARAM.UPDATE_SUMSQ] += _host_block(values)
+        else:
+            self.acc[: PARAM.UPDATE_SUMSQ].add_(_device_block(values).to(self.acc.device))
+
+    def add_update(self) -> None:
+        """Add the sum of squares of (parameter - snapshot) and drop the snapshot."""
+        if self.snapshot is None:
+            return
+        change = torch.sub(self.snapshot, self.parameter.detach(), out=self.snapshot)
+        if self.host is not None and change.device.type in HOST_DEVICES:
+            self.host[PARAM.UPDATE_SUMSQ] += host_moments(change, bounds=False)[2]
+            self.host[PARAM.UPDATES] += 1.0
+        else:
+            change = change.to(torch.float64)
+            self.acc[PARAM.UPDATE_SUMSQ : PARAM.UPDATES + 1].add_(
+                torch.stack([change.square().sum(), change.new_full((), 1.0)])
+            )
+        self.snapshot = None
 
 
 @dataclass(eq=False)
@@ -198,6 +303,7 @@ class RowState:
     params: list[ParamState]
     acc: torch.Tensor | None = None
     hist: torch.Tensor | None = None
+    host: np.ndarray | None = None  # NumPy view of acc where the hooks add host floats
     active: torch.Tensor | None = None  # per-unit: was the unit ever > 0 this step
     units_mismatch: bool = False
     order: int | None = None  # position of the first call in the forward pass
@@ -211,6 +317,7 @@ class RowState:
         if self.acc is None or self.hist is None:
             self.acc = _new_acc(device)
             self.hist = torch.zeros(self.bins.num_bins + 1, dtype=torch.float64, device=device)
+            self.host = _host_view(self.acc)
         return self.acc, self.hist
 
     def reset(self) -> None:
@@ -228,8 +335,10 @@ class RowState:
 class Collector:
     """Installs the hooks and owns the per-row sums; ``close()`` removes every hook.
 
-    ``recording`` switches the hooks on and off (the probe records every N-th
-    step); while off, a hook costs one attribute lookup.
+    ``recording`` switches the statistics on and off (the probe records
+    every N-th step): switching it on attaches the layer and parameter
+    hooks, switching it off removes them, so an unrecorded step pays for one
+    forward pre-hook on the model alone.
     """
 
     def __init__(
@@ -255,10 +364,11 @@ class Collector:
         # the probe switches the Gram statistics (effective rank, cosine) off on most steps
         self.gram_enabled = rank_samples > 0
         self.record_no_grad = record_no_grad
-        self.recording = False
         self.closed = False
+        self._recording = False
         self._on_root_forward = on_root_forward
         self._handles: list[RemovableHandle] = []
+        self._layer_handles: list[RemovableHandle] = []
         self._order = 0
         self._producers: dict[int, _Produced] = {}
         self._views: dict[tuple[int, int, torch.dtype, torch.device], _Produced] = {}
@@ -285,34 +395,57 @@ class Collector:
             self.rows.append(
                 RowState(info=info, module=module, bins=bins, params=params, unit_dim=info.unit_dim)
             )
-        try:
-            self._install()
-        except BaseException:
-            self.close()
-            raise
-
-    # -- hook installation ---------------------------------------------------------
-    def _install(self) -> None:
+        self._by_name = {row.info.name: row for row in self.rows}
+        self._by_module = {id(row.module): row for row in self.rows if row.module is model}
         self._handles.append(
             self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True)
         )
+
+    # -- hook installation ---------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        """Whether the hooks record; setting it attaches or removes the layer hooks."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, value: bool) -> None:
+        value = bool(value) and not self.closed
+        if value and not self._layer_handles:
+            try:
+                self._attach()
+            except BaseException:
+                self.close()
+                raise
+        elif not value:
+            self._detach()
+        self._recording = value
+
+    def _attach(self) -> None:
         for row in self.rows:
-            self._handles.append(
-                row.module.register_forward_pre_hook(self._make_pre_hook(row), with_kwargs=True)
-            )
-            self._handles.append(
+            # the model's own row reads its input in the root pre-hook, which runs first
+            if row.module is not self.model:
+                self._layer_handles.append(
+                    row.module.register_forward_pre_hook(self._make_pre_hook(row), with_kwargs=True)
+                )
+            self._layer_handles.append(
                 row.module.register_forward_hook(self._make_hook(row), with_kwargs=True)
             )
             for param in row.params:
                 if param.parameter.requires_grad:
-                    self._handles.append(
+                    self._layer_handles.append(
                         param.parameter.register_hook(self._make_param_hook(param))
                     )
+
+    def _detach(self) -> None:
+        for handle in self._layer_handles:
+            handle.remove()
+        self._layer_handles.clear()
 
     def close(self) -> None:
         """Remove every hook; hooks still attached to live graphs become no-ops."""
         self.closed = True
-        self.recording = False
+        self._recording = False
+        self._detach()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -327,7 +460,7 @@ class Collector:
 
     def _active(self) -> bool:
         return (
-            self.recording and not self.closed and (self.record_no_grad or torch.is_grad_enabled())
+            self._recording and not self.closed and (self.record_no_grad or torch.is_grad_enabled())
         )
 
     # -- the hooks -----------------------------------------------------------------
@@ -345,19 +478,22 @@ class Collector:
             return
         if self.input_acc is None:
             self.input_acc = torch.zeros(2, dtype=torch.float64, device=inputs.device)
-        count, _, squares = _sums(inputs.detach())
-        sums = torch.stack([squares, count])
-        self.input_acc.add_(sums)
+        sums = _input_sums(inputs.detach(), self.input_acc)
+        _add_input_sums(self.input_acc, _host_view(self.input_acc), 0, sums)
         self._remember(inputs, "<input>", sums)
+        # hooks attached by on_root_forward (a step that starts here) missed this call's pre-hooks
+        root_row = self._by_module.get(id(module))
+        if root_row is not None:
+            self._read_input(root_row, args, kwargs)
 
-    def _remember(self, tensor: torch.Tensor, name: str, sums: torch.Tensor) -> None:
+    def _remember(self, tensor: torch.Tensor, name: str, sums: _InputSums) -> None:
         """Note that ``tensor`` (with [sum of squares, finite count] ``sums``) came from row ``name``."""
         entry = (weakref.ref(tensor), name, sums)
         self._producers[id(tensor)] = entry
         # a reshaped view (x.flatten(1), x.view(n, -1)) holds the same values: find it by its data
         self._views[_data_key(tensor)] = entry
 
-    def _producer_of(self, tensor: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+    def _producer_of(self, tensor: torch.Tensor) -> tuple[str, _InputSums] | None:
         """(row name, [sum of squares, finite count]) of the row whose output ``tensor`` is."""
         entry = self._producers.get(id(tensor))
         if entry is not None and entry[0]() is tensor:
@@ -369,39 +505,35 @@ class Collector:
 
     def _make_pre_hook(self, row: RowState) -> Callable[..., None]:
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if not self._active():
-                return
-            inputs = first_tensor((args, kwargs))
-            if inputs is None:
-                return
-            produced = self._producer_of(inputs)
-            producer = produced[0] if produced is not None else None
-            if row.order is None:
-                row.order = self._order
-                self._order += 1
-                row.source = producer
-            elif producer != row.source:
-                row.source_ambiguous = True
-            if producer is not None and row.info.kind == "activation":
-                upstream = self._row_named(producer)
-                if upstream is not None:
-                    row.unit_dim = upstream.unit_dim
-            if inputs.is_floating_point():
-                acc, _ = row.ensure(inputs.device)
-                if produced is not None and produced[1].device == acc.device:
-                    # the producing row measured this very tensor a moment ago
-                    acc[ACC.IN_SUMSQ : ACC.IN_N + 1].add_(produced[1])
-                else:
-                    count, _, squares = _sums(inputs.detach())
-                    acc[ACC.IN_SUMSQ : ACC.IN_N + 1].add_(torch.stack([squares, count]))
+            if self._active():
+                self._read_input(row, args, kwargs)
 
         return pre_hook
 
-    def _row_named(self, name: str) -> RowState | None:
-        for row in self.rows:
-            if row.info.name == name:
-                return row
-        return None
+    def _read_input(self, row: RowState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The row's place in the forward order, its source row and its input's mean square."""
+        inputs = first_tensor((args, kwargs))
+        if inputs is None:
+            return
+        produced = self._producer_of(inputs)
+        producer = produced[0] if produced is not None else None
+        if row.order is None:
+            row.order = self._order
+            self._order += 1
+            row.source = producer
+        elif producer != row.source:
+            row.source_ambiguous = True
+        if producer is not None and row.info.kind == "activation":
+            upstream = self._by_name.get(producer)
+            if upstream is not None:
+                row.unit_dim = upstream.unit_dim
+        if inputs.is_floating_point():
+            acc, _ = row.ensure(inputs.device)
+            sums = produced[1] if produced is not None else None
+            if sums is None or not _fits(sums, acc, row.host):
+                sums = _input_sums(inputs.detach(), acc)
+            # else: the producing row measured this very tensor a moment ago
+            _add_input_sums(acc, row.host, ACC.IN_SUMSQ, sums)
 
     def _make_hook(self, row: RowState) -> Callable[..., None]:
         def hook(
@@ -425,35 +557,68 @@ class Collector:
             if self.closed or row.acc is None:
                 return
             values = grad.detach()
-            count, total, squares = _sums(values)
-            numel = float(values.numel())
-            row.acc[ACC.GRAD_N : ACC.GRAD_NONFINITE + 1].add_(
-                torch.stack([count.new_full((), numel), count, total, squares, numel - count])
-            )
+            start = ACC.GRAD_N
+            if row.host is not None and values.device.type in HOST_DEVICES:
+                row.host[start : start + 5] += _host_block(values)
+            else:
+                row.acc[start : start + 5].add_(_device_block(values))
 
         return grad_hook
 
     def _make_param_hook(self, param: ParamState) -> Callable[[torch.Tensor], None]:
         def param_hook(grad: torch.Tensor) -> None:
             # backward runs with grad mode off, so only the recording switch counts here
-            if self.recording and not self.closed:
+            if self._recording and not self.closed:
                 param.add_grad(grad)
 
         return param_hook
 
     # -- forward statistics -----------------------------------------------------------
-    def _forward_stats(self, row: RowState, output: torch.Tensor) -> torch.Tensor:
+    def _forward_stats(self, row: RowState, output: torch.Tensor) -> _InputSums:
         """Add the output's statistics to the row; returns [sum of squares, finite count]."""
         acc, hist = row.ensure(output.device)
         values = output if output.dtype in (torch.float32, torch.float64) else output.float()
-        numel = values.numel()
-        if numel == 0:
+        row.output_shape = tuple(values.shape)
+        if values.numel() == 0:
             acc[ACC.CALLS] += 1.0
-            return acc.new_zeros(2)
+            return (0.0, 0.0) if row.host is not None else acc.new_zeros(2)
         # finite and non-finite counts come from the histogram's last slot when the row is read
+        sums: _InputSums
+        finite = False
+        if row.host is not None:
+            sums, finite = self._host_output_stats(row, row.host, values)
+        else:
+            sums = self._device_output_stats(row, acc, values)
+        row.bins.count_into_(hist, values)
+        if row.info.dying:
+            self._track_activity(row, values, finite)
+        return sums
+
+    def _host_output_stats(
+        self, row: RowState, host: np.ndarray, values: torch.Tensor
+    ) -> tuple[tuple[float, float], bool]:
+        """The forward sums of ``values`` added through the row's NumPy view; also whether all were finite."""
+        count, total, squares, low, high = host_moments(values, bounds=True)
+        numel = float(values.numel())
+        host[ACC.N] += numel
+        host[ACC.SUM] += total
+        host[ACC.SUMSQ] += squares
+        host[ACC.CALLS] += 1.0
+        host[ACC.MIN] = min(host[ACC.MIN], low)
+        host[ACC.NEG_MAX] = min(host[ACC.NEG_MAX], -high)
+        if row.info.saturating:
+            host[ACC.SATURATED] += saturated_count(
+                row.info.activation or "", values, self.saturation_threshold, row.module
+            ).item()
+        if self.gram_enabled:
+            host[ACC.ERANK : ACC.GRAM_CALLS + 1] += [part.item() for part in self._gram_stats(values)]
+        return (squares, numel), count == numel
+
+    def _device_output_stats(self, row: RowState, acc: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """The forward sums of ``values`` added in place on their device (no host read)."""
         moments = _moments(values, bounds=True)
         total, squares, bounds = moments[1], moments[2], moments[3:]
-        entries = acc.new_full((), float(numel))
+        entries = acc.new_full((), float(values.numel()))
         zero = acc.new_zeros(())
         saturated = zero
         if row.info.saturating:
@@ -465,28 +630,11 @@ class Collector:
         else:
             erank = cosine = gram_calls = zero
         update = torch.stack(
-            [
-                entries,
-                zero,
-                total,
-                squares,
-                zero,
-                zero,
-                zero,
-                saturated,
-                zero,
-                erank,
-                cosine,
-                gram_calls,
-            ]
+            [entries, zero, total, squares, zero, zero, zero, saturated, zero, erank, cosine, gram_calls]
         )
         acc[: ACC.GRAM_CALLS + 1].add_(update)
         acc[ACC.CALLS] += 1.0
         torch.minimum(acc[ACC.MIN :], bounds, out=acc[ACC.MIN :])
-        row.bins.count_into_(hist, values)
-        row.output_shape = tuple(values.shape)
-        if row.info.dying:
-            self._track_activity(row, values)
         return torch.stack([squares, entries])
 
     def _gram_stats(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -513,14 +661,15 @@ class Collector:
         erank = torch.where(varied, trace * trace / frobenius.clamp_min(1e-300), 0.0)
         return erank, mean_cosine, zero + 1.0
 
-    def _track_activity(self, row: RowState, values: torch.Tensor) -> None:
+    def _track_activity(self, row: RowState, values: torch.Tensor, finite: bool) -> None:
         if values.dim() < 2:
             return
         unit_dim = row.unit_dim % values.dim()
         if unit_dim == 0:
             unit_dim = values.dim() - 1
         reduce_dims = [d for d in range(values.dim()) if d != unit_dim]
-        active = (values > 0).amax(dim=reduce_dims)
+        # without NaN, "some entry > 0" is "the largest entry > 0": one reduction, no boolean copy
+        active = values.amax(dim=reduce_dims) > 0 if finite else (values > 0).amax(dim=reduce_dims)
         if row.active is None and not row.units_mismatch:
             row.active = active
         elif row.active is not None and row.active.shape == active.shape:
@@ -545,3 +694,27 @@ class Collector:
             if row.touched and row.order is not None and row.acc is not None
         ]
         return iter(sorted(called, key=lambda row: row.order if row.order is not None else 0))
+
+
+def _input_sums(inputs: torch.Tensor, acc: torch.Tensor) -> _InputSums:
+    """[sum of squares, finite count] of a module's input, in the form ``acc``'s hooks add."""
+    if acc.device.type in HOST_DEVICES and inputs.device.type in HOST_DEVICES:
+        count, _, squares, _, _ = host_moments(inputs, bounds=False)
+        return squares, count
+    finite, _, total_squares = _sums(inputs)
+    return torch.stack([total_squares, finite]).to(acc.device)
+
+
+def _fits(sums: _InputSums, acc: torch.Tensor, host: np.ndarray | None) -> bool:
+    """Whether remembered input sums can be added as they are: floats to a host row, a tensor on acc's device."""
+    if isinstance(sums, torch.Tensor):
+        return host is None and sums.device == acc.device
+    return host is not None
+
+
+def _add_input_sums(acc: torch.Tensor, host: np.ndarray | None, start: int, sums: _InputSums) -> None:
+    if host is not None and not isinstance(sums, torch.Tensor):
+        host[start] += sums[0]
+        host[start + 1] += sums[1]
+    else:
+        acc[start : start + 2].add_(torch.as_tensor(sums, dtype=torch.float64, device=acc.device))

@@ -13,24 +13,58 @@ and every step:
   and +-inf).
 
 With the defaults (low=-8, high=8, per_decade=4) there are 64 bins per sign,
-129 value bins and the non-finite slot. Counting is a handful of elementwise ops and
-one ``index_add_`` into a fixed-size tensor on the values' device: no
-synchronisation with the host and no memory that grows with the data.
+129 value bins and the non-finite slot. On a device, counting is a handful of
+elementwise ops and one ``index_add_`` into a fixed-size tensor on the values'
+device: no synchronisation with the host and no memory that grows with the
+data; the bin comes from ``log10|x|`` in the values' dtype, which can move a
+value within about one float32 rounding of an edge into the next bin. On the
+CPU with numba installed, tensors of ``COMPILED_MIN`` values or more are
+binned in one compiled pass by the edges themselves (see :func:`bin_table`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import threading
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import torch
 
-__all__ = ["HistogramBins", "DEFAULT_BINS"]
+__all__ = ["HistogramBins", "DEFAULT_BINS", "BinTable", "bin_table", "compiled_kernels"]
 
 CPU_CHUNK = 1 << 18  # values binned per pass on the CPU: 1 MiB of float32 scratch, cache-sized
+# from this many values a CPU tensor goes through the compiled kernels: below it, a kernel call
+# costs more than the few PyTorch operations, and small models never import numba
+COMPILED_MIN = 1 << 14
 _scratch = threading.local()
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
+    """:mod:`initlab.probe.kernels` for a contiguous float32/float64 CPU tensor of COMPILED_MIN values or more.
+
+    None where numba is not installed, or for any other tensor. The kernels
+    are imported (and compiled, or read from numba's cache) on first use.
+    """
+    if (
+        values.numel() < COMPILED_MIN
+        or values.device.type != "cpu"
+        or values.dtype not in (torch.float32, torch.float64)
+        or not values.is_contiguous()
+        or not _numba_installed()
+    ):
+        return None
+    from initlab.probe import kernels
+
+    return kernels
 
 
 def cpu_scratch(dtype: torch.dtype, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,6 +162,16 @@ class HistogramBins:
             return
         if flat.dtype not in (torch.float32, torch.float64):
             flat = flat.float()
+        kernels = compiled_kernels(flat) if counts.device.type == "cpu" else None
+        if kernels is not None:
+            table = bin_table(self, flat.dtype)
+            array = flat.numpy()
+            bits = array.view(np.int32 if array.dtype == np.float32 else np.int64)
+            kernels.count_bins(
+                bits, table.magnitude_mask, table.shift, table.base, table.below_edge, table.fold,
+                counts.numpy(),
+            )
+            return
         if flat.device.type != "cpu":
             index = self._bin_index_(flat.abs(), flat).long()
             # bincount sizes its output from the data, which would synchronise a GPU
@@ -172,6 +216,65 @@ class HistogramBins:
         positions = [-o for o in offsets[::-1]] + [0.0] + offsets
         labels = [f"-1e{e}" for e in exponents[::-1]] + ["0"] + [f"1e{e}" for e in exponents]
         return np.asarray(positions), labels
+
+
+@dataclass(frozen=True)
+class BinTable:
+    """Bins of one float dtype read from the values' bit patterns (see :func:`bin_table`)."""
+
+    magnitude_mask: int  # the bits of |x|: all but the sign
+    shift: int  # cell = magnitude bits >> shift
+    base: np.ndarray  # per cell: bin edges at or below the cell's first pattern (per_sign + 1: non-finite)
+    below_edge: np.ndarray  # per cell: the last pattern below the one edge inside it, or the largest int64
+    fold: np.ndarray  # slot of (k, sign): fold[k] for +, fold[width + k] for -, width = per_sign + 2
+
+
+_LAYOUT = {torch.float32: (np.float32, np.int32, 8, 23), torch.float64: (np.float64, np.int64, 11, 52)}
+
+
+def _edge_bits(edges: np.ndarray, float_type: type, int_type: type) -> np.ndarray:
+    """Bit patterns of the smallest values of the float type at or above each edge."""
+    rounded: np.ndarray = edges.astype(float_type)
+    below = rounded < edges
+    rounded[below] = np.nextafter(rounded[below], float_type(np.inf))
+    return rounded.view(int_type).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=16)
+def bin_table(bins: HistogramBins, dtype: torch.dtype) -> BinTable:
+    """Exact bins for values of ``dtype`` (float32 or float64): x is in magnitude bin k when k edges are <= |x|.
+
+    For IEEE floats of one sign the bit pattern grows with the magnitude, so
+    ``|x| >= edge`` is ``bits(|x|) >= bits(edge rounded up to the dtype)``.
+    The patterns are cut into cells by their exponent and top mantissa bits,
+    fine enough that no cell holds two edges (bins are 10**(1/per_decade)
+    apart); a cell then needs one comparison. Patterns with all exponent bits
+    set are NaN and +-inf; they go to the non-finite slot.
+    """
+    float_type, int_type, exponent_bits, mantissa_bits = _LAYOUT[dtype]
+    edges = _edge_bits(bins.magnitudes()[:-1], float_type, int_type)
+    kept = 1
+    while len(np.unique(edges >> (mantissa_bits - kept))) < len(edges):
+        kept += 1
+    shift = mantissa_bits - kept
+    starts = np.arange(1 << (exponent_bits + kept), dtype=np.int64) << shift
+    base = np.searchsorted(edges, starts, side="right")
+    never = np.iinfo(np.int64).max  # no magnitude pattern is above it
+    following = np.append(edges, never)[base]
+    below_edge = np.where(following < starts + (1 << shift), following - 1, never)
+    nonfinite = starts >= ((1 << exponent_bits) - 1) << mantissa_bits
+    base = np.where(nonfinite, bins.per_sign + 1, base)
+    below_edge = np.where(nonfinite, never, below_edge)
+    k = np.arange(bins.per_sign + 2)
+    positive = np.where(k > bins.per_sign, bins.nan_slot, bins.center + k)
+    negative = np.where(k > bins.per_sign, bins.nan_slot, bins.center - k)
+    return BinTable(
+        magnitude_mask=(1 << (exponent_bits + mantissa_bits)) - 1,
+        shift=shift,
+        base=base.astype(np.int64),
+        below_edge=below_edge.astype(np.int64),
+        fold=np.concatenate([positive, negative]).astype(np.int64),
+    )
 
 
 DEFAULT_BINS = HistogramBins()

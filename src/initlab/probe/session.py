@@ -281,13 +281,7 @@ class Probe:
         if self._collector.recording:
             for row in self._collector.rows:
                 for param in row.params:
-                    if param.snapshot is None:
-                        continue
-                    change = (param.parameter.detach() - param.snapshot).to(torch.float64)
-                    param.acc[PARAM.UPDATE_SUMSQ : PARAM.UPDATES + 1].add_(
-                        torch.stack([change.square().sum(), change.new_full((), 1.0)])
-                    )
-                    param.snapshot = None
+                    param.add_update()
         if self.auto_step:
             self._advance()
 

@@ -37,6 +37,7 @@ __all__ = [
     "DeltaOrthogonal",
     "ZeroHadamard",
     "orthogonal_matrices_",
+    "orthogonal_stack_",
     "hadamard_block",
     "zero_matrix",
 ]
@@ -52,6 +53,9 @@ def _substream(generator: GeneratorLike, name: str) -> GeneratorLike:
 
 
 # -- orthogonal ------------------------------------------------------------------------
+_SIMD_ALIGN = 64  # bytes: a batched QR gives each matrix the bits of a separate call when each starts aligned
+
+
 def orthogonal_matrices_(
     out: torch.Tensor, method: str = "qr", generator: GeneratorLike = None
 ) -> torch.Tensor:
@@ -64,8 +68,43 @@ def orthogonal_matrices_(
     ``torch.nn.init.orthogonal_``. ``method="svd"``: U (or V^T, whichever has
     the shape) of the SVD of a Gaussian matrix.
     """
-    rows, cols = out.shape[-2], out.shape[-1]
     rng.normal_(out, 0.0, 1.0, generator)
+    return _orthonormalize_(out, method)
+
+
+def orthogonal_stack_(
+    out: torch.Tensor, generators: Sequence[GeneratorLike], method: str = "qr"
+) -> torch.Tensor:
+    """Fill ``out`` (n, rows, cols): matrix i from its own ``generators[i]``, all decomposed in one batched call.
+
+    Each matrix gets the Gaussian draw of ``orthogonal_matrices_(out[i:i+1],
+    method, generators[i])`` and then one ``torch.linalg.qr`` (or SVD) on the
+    whole stack, which factors each matrix as a separate call does, so the
+    values are those of n separate calls. One call costs less than n on
+    small matrices, where the per-call overhead dominates. Matrices whose
+    size is not a multiple of 64 bytes are factored one call each: inside a
+    stack they would start off a 64-byte boundary, where LAPACK's vector
+    code rounds differently.
+    """
+    if out.dim() != 3 or out.shape[0] != len(generators):
+        raise ValueError(
+            f"orthogonal_stack_: needs out of shape (n, rows, cols) and n generators, "
+            f"got shape {tuple(out.shape)} and {len(generators)} generators"
+        )
+    for matrix, generator in zip(out, generators):
+        rng.normal_(matrix, 0.0, 1.0, generator)
+    if (out[0].numel() * out.element_size()) % _SIMD_ALIGN:
+        # LAPACK's vector code rounds differently on a matrix that does not start on a
+        # 64-byte boundary, as every other one of an odd-sized stack would: one call each
+        for matrix in out:
+            _orthonormalize_(matrix.unsqueeze(0), method)
+        return out
+    return _orthonormalize_(out, method)
+
+
+def _orthonormalize_(out: torch.Tensor, method: str) -> torch.Tensor:
+    """Replace each Gaussian matrix of ``out`` (..., rows, cols) with its sign-corrected Q (or SVD factor)."""
+    rows, cols = out.shape[-2], out.shape[-1]
     tall = out if rows >= cols else out.transpose(-2, -1)
     if method == "qr":
         q, r = torch.linalg.qr(tall)

@@ -1,0 +1,102 @@
+"""Compiled CPU passes of the probe (numba): moments, bounds and histogram counts of a tensor.
+
+Each function reads a contiguous 1-D NumPy view of a CPU tensor once.
+:mod:`initlab.probe.collector` and :mod:`initlab.probe.histogram` call them for
+tensors of at least ``histogram.COMPILED_MIN`` values when numba is
+installed (extra ``fast``); otherwise the same statistics come from PyTorch
+operations. Sums are float64 in any order (the PyTorch path sums in another
+one), so the two agree to float64 rounding; counts agree exactly.
+
+Importing this module needs numba; :mod:`initlab.probe.histogram` imports it
+on first use only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["sums", "finite_sums", "finite_bounds", "bounds", "count_bins"]
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def sums(values: np.ndarray) -> tuple[float, float]:
+    """(sum, sum of squares) in float64 of every value; NaN or inf makes them non-finite."""
+    total = 0.0
+    squares = 0.0
+    for i in range(values.shape[0]):
+        value = np.float64(values[i])
+        total += value
+        squares += value * value
+    return total, squares
+
+
+@njit(cache=True)
+def finite_sums(values: np.ndarray) -> tuple[float, float, float]:
+    """(finite count, sum, sum of squares) in float64, NaN and +-inf left out."""
+    count = 0.0
+    total = 0.0
+    squares = 0.0
+    for i in range(values.shape[0]):
+        value = np.float64(values[i])
+        if np.isfinite(value):
+            count += 1.0
+            total += value
+            squares += value * value
+    return count, total, squares
+
+
+@njit(cache=True, fastmath={"nnan", "ninf"})
+def finite_bounds(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of a non-empty array that holds no NaN or inf (the caller knows from its sums)."""
+    low = values[0]
+    high = values[0]
+    for i in range(values.shape[0]):
+        value = values[i]
+        low = value if value < low else low
+        high = value if value > high else high
+    return np.float64(low), np.float64(high)
+
+
+@njit(cache=True)
+def bounds(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) with +-inf kept and NaN read as 0, as the PyTorch path reads them."""
+    low = np.inf
+    high = -np.inf
+    for i in range(values.shape[0]):
+        value = np.float64(values[i])
+        value = value if value == value else 0.0
+        low = min(low, value)
+        high = max(high, value)
+    return low, high
+
+
+@njit(cache=True)
+def count_bins(
+    bits: np.ndarray,
+    magnitude_mask: int,
+    shift: int,
+    base: np.ndarray,
+    below_edge: np.ndarray,
+    fold: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Add the bin counts of the values whose bit patterns are ``bits`` into ``counts`` (float64).
+
+    A value's magnitude bits pick a cell (``magnitude >> shift``); the cell's
+    ``base`` is the number of bin edges at or below its first pattern and
+    ``below_edge`` the last pattern below the one edge inside it (the largest
+    int64 if none): k = base + (magnitude > below_edge).
+    ``fold`` maps (k, sign) to the signed bin (see
+    :func:`initlab.probe.histogram.bin_table`).
+    """
+    width = fold.shape[0] // 2
+    local = np.zeros(fold.shape[0], dtype=np.int64)
+    for i in range(bits.shape[0]):
+        word = bits[i]
+        magnitude = word & magnitude_mask
+        cell = magnitude >> shift
+        k = base[cell] + (1 if magnitude > below_edge[cell] else 0)
+        local[k + (width if word < 0 else 0)] += 1
+    for slot in range(fold.shape[0]):
+        counts[fold[slot]] += local[slot]
