@@ -52,15 +52,7 @@ from recipe_models import (
 transformers = pytest.importorskip("transformers")
 
 SEEDS = range(4)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    # sorting and small fills on a shared 2-core machine: one thread does not fight the others
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ours(build: Callable[[], nn.Module], plan: str) -> Callable[[int], nn.Module]:
