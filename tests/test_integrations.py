@@ -43,7 +43,7 @@ def test_from_config_equals_init_model_on_the_eagerly_built_model_with_tied_weig
 
 def test_from_config_refuses_a_plan_that_leaves_parameters_without_values() -> None:
     with pytest.raises(ValueError, match="input_layernorm.weight.*uninitialised"):
-        from_config(_tiny_llama(), "he", 3)
+        from_config(_tiny_llama(), "he; *input_layernorm.weight=keep", 3)
     with pytest.raises(TypeError, match="auto_class"):
         from_config(_tiny_llama(), PLAN, 3, auto_class=object())
 
