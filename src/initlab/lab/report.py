@@ -16,14 +16,17 @@ so even markup that slipped through could not run.
 For a claims run each claim is a ``<section class="claim" data-claim-id=...>``
 with its verdict, hypothesis, rules (value with its interval, threshold,
 status), tables and figures (``<figure data-figure="figures/...">``); the
-claim-specific pieces come from :mod:`initlab.lab.claims.html`. Other run folders (e.g.
-``initlab compare``) get a generic page: the JSON as tables and every image
-in the folder.
+claim-specific pieces come from :mod:`initlab.lab.claims.html`. A compare
+folder (``manifest.json`` of kind ``initlab.compare``) gets the run settings in
+words, the leaderboard table (``leaderboard.csv``) and the loss curves and
+final-accuracy figures. Other run folders get a generic page: the JSON as
+tables and every image in the folder.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 import math
@@ -34,10 +37,13 @@ from typing import Any
 
 from initlab.lab.store import atomic_write_text
 
-__all__ = ["render_claims_html", "render_generic_html", "write_report", "REPORT_FILE", "CSP", "IMAGE_TYPES"]
+__all__ = ["render_claims_html", "render_compare_html", "render_generic_html", "write_report", "REPORT_FILE", "CSP", "IMAGE_TYPES"]
 
 REPORT_FILE = "report.html"
 RESULTS_FILE = "results.json"
+COMPARE_KIND = "initlab.compare"
+# a leaderboard has one row per init: more rows than this is not a file initlab wrote
+MAX_LEADERBOARD_ROWS = 10_000
 
 # no script, no frame, no form, no network: only inline styles and data: images
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
@@ -217,6 +223,83 @@ def _json_block(value: Any, depth: int = 0) -> str:
     return f"<pre>{_e(json.dumps(value, indent=2, default=str))}</pre>"
 
 
+def _words(value: Any) -> str:
+    return "default" if value is None else str(value)
+
+
+def _field(data: dict[str, Any], key: str, kind: type) -> Any:
+    """``data[key]`` if it is of ``kind``, else an empty one (the manifest is untrusted)."""
+    value = data.get(key)
+    return value if isinstance(value, kind) else kind()
+
+
+def _compare_settings(manifest: dict[str, Any]) -> str:
+    """The run settings of a compare manifest as sentences."""
+    config = _field(manifest, "config", dict)
+    inits = _field(manifest, "inits", list)
+    seeds = _field(manifest, "seeds", list)
+    length = f"{config.get('steps')} steps" if config.get("steps") else f"{_words(config.get('epochs'))} epochs"
+    counts = _field(manifest, "counts", dict)
+    timings = _field(manifest, "timings", dict)
+    versions = _field(manifest, "versions", dict)
+    sentences = [
+        f"Model {config.get('model', '?')} trained on {config.get('dataset', '?')} for {length} with "
+        f"{config.get('optimizer', '?')} (learning rate {_words(config.get('lr'))}, momentum "
+        f"{_words(config.get('momentum'))}, weight decay {_words(config.get('weight_decay'))}), "
+        f"batch size {_words(config.get('batch_size'))}.",
+        f"{len(inits)} inits ({', '.join(map(str, inits))}) x {len(seeds)} seeds "
+        f"({', '.join(map(str, seeds[:12]))}{', ...' if len(seeds) > 12 else ''}).",
+        "Runs: " + ", ".join(f"{count} {status}" for status, count in counts.items()) + "." if counts else "",
+        f"Wall time {_number(timings.get('wall_seconds'), 0)} s on {versions.get('cpu', '?')} "
+        f"({versions.get('cpu_count', '?')} cores); initlab {versions.get('initlab', '?')}, "
+        f"torch {versions.get('torch', '?')}.",
+    ]
+    return "".join(f"<p>{_e(sentence)}</p>" for sentence in sentences if sentence)
+
+
+def _leaderboard(folder: Path) -> list[dict[str, Any]]:
+    """The rows of ``leaderboard.csv``, numbers shown to 4 significant digits (untrusted: at most a bounded count)."""
+    path = folder / "leaderboard.csv"
+    if not path.is_file() or path.is_symlink():
+        return []
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for index, row in enumerate(csv.DictReader(handle)):
+                if index >= MAX_LEADERBOARD_ROWS:
+                    break
+                rows.append({str(key): _short(value) for key, value in row.items() if key is not None})
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} cannot be read as a leaderboard: {error}") from None
+    return rows
+
+
+def _short(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(value) if str(value).lstrip("-").isdigit() or not math.isfinite(number) else f"{number:.4g}"
+
+
+def render_compare_html(manifest: dict[str, Any], run_dir: str | os.PathLike[str]) -> str:
+    """The page of an ``initlab compare`` folder: the settings in words, the leaderboard, the curves."""
+    folder = Path(run_dir)
+    parts = [
+        *_head("initlab compare report"), "<h1>initlab compare</h1>",
+        f"<p class='meta'>sweep {_e(manifest.get('sweep_id', ''))} · {_e(folder)}</p>",
+        "<h2>Settings</h2>", _compare_settings(manifest),
+        "<h2>Leaderboard</h2>", _rows_table(_leaderboard(folder)),
+        "<p class='meta'>score: mean test accuracy; steps_to_threshold: steps until the training loss first "
+        "fell below the threshold (inf: never); fractions of runs that diverged, stalled or failed.</p>",
+        "<h2>Curves</h2>",
+    ]
+    parts.extend(_embed_figure(folder, name) for name in ("loss_curves.png", "final_accuracy.png")
+                 if (folder / name).exists())
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
 def render_generic_html(data: Any, run_dir: str | os.PathLike[str], title: str = "initlab run") -> str:
     """A page for any run folder: its JSON as tables and every image (:data:`IMAGE_TYPES`) found in the folder."""
     folder = Path(run_dir)
@@ -244,6 +327,8 @@ def write_report(run_dir: str | os.PathLike[str], output: str | os.PathLike[str]
     if not folder.is_dir():
         raise FileNotFoundError(f"run folder {str(folder)!r} does not exist")
     results = folder / RESULTS_FILE
+    if not results.is_file() and (folder / "manifest.json").is_file():
+        results = folder / "manifest.json"
     if not results.is_file():
         candidates = sorted(folder.glob("*.json"))
         if not candidates:
@@ -257,6 +342,8 @@ def write_report(run_dir: str | os.PathLike[str], output: str | os.PathLike[str]
         raise ValueError(f"{results} nests its JSON too deeply to read") from None
     if isinstance(data, dict) and isinstance(data.get("claims"), list):
         page = render_claims_html(data, folder)
+    elif isinstance(data, dict) and data.get("kind") == COMPARE_KIND:
+        page = render_compare_html(data, folder)
     else:
         kind = data.get("kind", "run") if isinstance(data, dict) else "run"
         page = render_generic_html(data, folder, title=f"initlab {kind} report")
