@@ -79,3 +79,19 @@ def test_bad_batches_are_rejected_with_clear_errors() -> None:
         jacobian_singular_values(model, torch.ones(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="tol"):
         is_isometric(model, torch.ones(2, 3), tol=-1)
+
+
+def test_the_estimate_passes_on_no_torchscript_deprecation_warning() -> None:
+    # torch loads its jvp decompositions once per process, through torch.jit.script: a fresh process sees it
+    code = (
+        "import warnings, torch\n"
+        "from initlab.theory import jacobian_singular_values\n"
+        "warnings.simplefilter('error')\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4))\n"
+        "jacobian_singular_values(model, torch.randn(4, 8), exact=False, probes=2, iterations=2)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -24,16 +24,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from initlab.cli import add_model_argument
+
 LOSSES = ("auto", "cross_entropy", "mse", "none")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        metavar="MODEL_SPEC",
-        help="model spec, e.g. 'mlp:*-500x10-*:tanh' or 'package.module:factory' (a class or function "
-        "defined outside Python's standard library; stdlib modules are refused)",
-    )
+    add_model_argument(parser, "mlp:*-500x10-*:tanh")
     parser.add_argument(
         "--plan",
         default="auto",

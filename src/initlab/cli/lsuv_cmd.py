@@ -11,12 +11,12 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from initlab.cli import add_model_argument
 from initlab.datainit import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL_SPEC", help="model spec, e.g. 'mlp:*-64x20-*:tanh' or 'package.module:factory' (a class or function "
-                        "defined outside Python's standard library; stdlib modules are refused)")
+    add_model_argument(parser, "mlp:*-64x20-*:tanh")
     parser.add_argument("--data", default="digits", help="data set name (default digits, as audit): digits, mnist1d, circles, ...")
     parser.add_argument("--method", choices=list(METHODS), default="lsuv", help="data-driven init (default lsuv)")
     parser.add_argument("--out", default=None, metavar="FILE.pt", help="save the initialized state_dict here")

@@ -13,14 +13,11 @@ import argparse
 import json
 import shlex
 
+from initlab.cli import add_model_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        metavar="MODEL_SPEC",
-        help="model spec, e.g. 'mlp:*-128x10-*:tanh' or 'package.module:factory' (a class or function "
-        "defined outside Python's standard library; stdlib modules are refused)",
-    )
+    add_model_argument(parser, "mlp:*-128x10-*:tanh")
     parser.add_argument(
         "--data",
         default=None,

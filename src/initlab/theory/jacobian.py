@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -176,7 +177,11 @@ def _estimate(
         return _output(model, x)
 
     def jvp(v: torch.Tensor) -> torch.Tensor:
-        return torch.func.jvp(forward, (inputs,), (v,))[1].detach()
+        with warnings.catch_warnings():
+            # torch's first forward-mode call loads its jvp decompositions through torch.jit.script,
+            # which warns that TorchScript is deprecated: torch's own use, nothing a caller can change
+            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
+            return torch.func.jvp(forward, (inputs,), (v,))[1].detach()
 
     pulled: Any = torch.func.vjp(forward, inputs)
     out, vjp_fn = pulled[0], pulled[1]
