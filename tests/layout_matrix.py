@@ -342,11 +342,13 @@ def memory(world: int) -> list[dict[str, Any]]:
         full_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         largest = max(p.numel() for p in model.parameters())
         if plan == "orthogonal":
-            # the full float32 Gaussian of one parameter and its Q factor
-            scratch = 2 * largest * 4
+            # one parameter's scratch: what one process needs to draw the largest parameter in full
+            # (the Gaussian, its QR factors and the sign-corrected Q), measured here the same way
+            shape = max((tuple(p.shape) for p in model.parameters()), key=math.prod)
+            scratch = peak_during(lambda shape=shape: initlab.get("orthogonal").sample(shape))
         else:
-            buffer = max(t.numel() for t in local) * 4 if dtype != torch.float32 else 0
-            scratch = buffer + min(SCRATCH_ELEMENTS, largest) * 4
+            # a float32 window of at most SCRATCH_ELEMENTS values (bfloat16 shards are drawn in such chunks and cast)
+            scratch = min(SCRATCH_ELEMENTS, largest) * 4
         peaks = [0] * world
         dist.all_gather_object(peaks, peak)
         rows.append({
@@ -486,7 +488,7 @@ def _mib(value: float) -> str:
 
 
 def memory_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| world | layout | plan | dtype | full model MiB | rank 0 shard MiB | bound MiB | peak per rank MiB |",
+    lines = ["| world | layout | plan | dtype | full model MiB | rank 0 shard MiB | bound: shard + one parameter's scratch, MiB | peak per rank MiB |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         peaks = ", ".join(_mib(p) for p in row["peak_bytes"])
