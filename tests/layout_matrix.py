@@ -467,7 +467,7 @@ def matrix_table(data: dict[str, Any]) -> str:
     identical = sum(cell["outcome"] == IDENTICAL for cell in cells)
     refused = sum(cell["outcome"] == REFUSED for cell in cells)
     lines.append("")
-    lines.append(f"{len(cells)} cells (each in float32 and bfloat16): {identical} bit-identical to one process, "
+    lines.append(f"{len(cells)} cells (float32 and bfloat16 counted apart): {identical} bit-identical to one process, "
                  f"{refused} refused before any write, {len(cells) - identical - refused} other.")
     return "\n".join(lines)
 
