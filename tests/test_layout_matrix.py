@@ -5,7 +5,8 @@ parallel, HSDP, FSDP2 over tensor parallel, 2-D DTensors; float32 and
 bfloat16; every ready plan). Here: the committed results are complete and
 hold only bit-identical or refused-before-writing cells, the page is what the
 script makes of them, and a fresh 4-rank run (one spawn: uneven splits, the
-2 x 2 meshes) reproduces its cells of the committed matrix.
+2 x 2 meshes) reproduces its cells of the committed matrix and measures each
+rank's peak memory against the bound.
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def test_committed_peak_memory_per_rank_stays_within_shard_plus_one_parameters_s
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_a_fresh_four_rank_run_reproduces_the_committed_cells(committed: dict) -> None:
+def test_a_fresh_four_rank_run_reproduces_the_committed_cells_within_the_memory_bound(committed: dict) -> None:
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    fresh = lm.run((4,), with_memory=False, plans=FRESH_PLANS)
+    fresh = lm.run((4,), with_memory=True, plans=FRESH_PLANS)
     key = ("world", "layout", "mesh", "dtype", "plan")
     recorded = {tuple(cell[k] for k in key): cell for cell in committed["cells"]}
     assert len(fresh["cells"]) == 5 * 2 * len(FRESH_PLANS)
@@ -94,3 +95,7 @@ def test_a_fresh_four_rank_run_reproduces_the_committed_cells(committed: dict) -
         assert cell.get("outcome") in (lm.IDENTICAL, lm.REFUSED), cell
         assert cell == recorded[tuple(cell[k] for k in key)]
     assert fresh["dtensor_random"] == [row for row in committed["dtensor_random"] if row["world"] == 4]
+    # peak memory per rank, measured in this run: within the rank's shard plus one parameter's scratch
+    assert len(fresh["memory"]) == 4
+    for row in fresh["memory"]:
+        assert all(0 < peak <= row["bound_bytes"] for peak in row["peak_bytes"]), row
