@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ("schemes", "plan", "recipes", "probe", "theory", "lab", "rng", "claims", "doctor")
+PAGES = ("schemes", "plan", "recipes", "probe", "theory", "lab", "rng", "claims", "doctor", "scale")
 
 
 def _demote(text: str) -> str:

@@ -80,15 +80,15 @@ def main() -> None:
     reference = {k: v.clone() for k, v in model.state_dict().items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        init_model(model, "he", seed)
+        init_model(model, "he", seed, rng="torch")
     same = all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 
     best = best_of(args.repeats, {
         "raw": lambda: raw_initlab(model, seed),
         "torch": lambda: raw_torch(model, seed),
-        "he": lambda: init_model(model, "he", seed),
-        "auto": lambda: init_model(model, "auto", seed),
-        "keep": lambda: init_model(model, "keep; bias=keep", seed),
+        "he": lambda: init_model(model, "he", seed, rng="torch"),
+        "auto": lambda: init_model(model, "auto", seed, rng="torch"),
+        "keep": lambda: init_model(model, "keep; bias=keep", seed, rng="torch"),
     })
     t_raw, t_torch, t_he, t_auto, t_keep = (best[k] for k in ("raw", "torch", "he", "auto", "keep"))
 

@@ -82,16 +82,22 @@ class Net(nn.Module):
 
 
 def ready_plans() -> list[str]:
-    """Every ready plan of the catalogue and the registered stages, aliases left out."""
+    """Every ready plan of the catalogue and of initlab's data-driven stages, aliases left out.
+
+    (Stages other code registered in this process, test stages say, are left out.)
+    """
     import initlab.plan
 
-    return [name for name, text in initlab.plan.named_plans().items() if not text.startswith("same as")]
+    others = set(initlab.plan.list_stages()) - stage_plans()
+    return [name for name, text in initlab.plan.named_plans().items()
+            if not text.startswith("same as") and name not in others]
 
 
 def stage_plans() -> set[str]:
-    import initlab.plan
+    """The data-driven stages initlab registers (``initlab.datainit.METHODS``)."""
+    import initlab.datainit
 
-    return set(initlab.plan.list_stages())
+    return set(initlab.datainit.METHODS)
 
 
 def plan_text(plan: str) -> str:
@@ -342,11 +348,13 @@ def memory(world: int) -> list[dict[str, Any]]:
         full_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         largest = max(p.numel() for p in model.parameters())
         if plan == "orthogonal":
-            # the full float32 Gaussian of one parameter and its Q factor
-            scratch = 2 * largest * 4
+            # one parameter's scratch: what one process needs to draw the largest parameter in full
+            # (the Gaussian, its QR factors and the sign-corrected Q), measured here the same way
+            shape = max((tuple(p.shape) for p in model.parameters()), key=math.prod)
+            scratch = peak_during(lambda shape=shape: initlab.get("orthogonal").sample(shape))
         else:
-            buffer = max(t.numel() for t in local) * 4 if dtype != torch.float32 else 0
-            scratch = buffer + min(SCRATCH_ELEMENTS, largest) * 4
+            # a float32 window of at most SCRATCH_ELEMENTS values (bfloat16 shards are drawn in such chunks and cast)
+            scratch = min(SCRATCH_ELEMENTS, largest) * 4
         peaks = [0] * world
         dist.all_gather_object(peaks, peak)
         rows.append({
@@ -465,7 +473,7 @@ def matrix_table(data: dict[str, Any]) -> str:
     identical = sum(cell["outcome"] == IDENTICAL for cell in cells)
     refused = sum(cell["outcome"] == REFUSED for cell in cells)
     lines.append("")
-    lines.append(f"{len(cells)} cells (each in float32 and bfloat16): {identical} bit-identical to one process, "
+    lines.append(f"{len(cells)} cells (float32 and bfloat16 counted apart): {identical} bit-identical to one process, "
                  f"{refused} refused before any write, {len(cells) - identical - refused} other.")
     return "\n".join(lines)
 
@@ -486,7 +494,7 @@ def _mib(value: float) -> str:
 
 
 def memory_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| world | layout | plan | dtype | full model MiB | rank 0 shard MiB | bound MiB | peak per rank MiB |",
+    lines = ["| world | layout | plan | dtype | full model MiB | rank 0 shard MiB | bound: shard + one parameter's scratch, MiB | peak per rank MiB |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         peaks = ", ".join(_mib(p) for p in row["peak_bytes"])

@@ -70,3 +70,10 @@ def test_describe_bad_input_raises_a_clear_error(factory: str) -> None:
         _run(["he_normal", "--shape", "a,b"])
     with pytest.raises(ValueError, match="factory"):
         _run(["no_such_module_xyz:make", "--plan", "he"])
+
+
+def test_describe_a_model_draws_from_counter_streams_unless_told_torch(factory: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run([factory, "--plan", "he", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rng"].startswith("counter")
+    assert _run([factory, "--plan", "he", "--json", "--rng", "torch"]) == 0
+    assert json.loads(capsys.readouterr().out)["rng"].startswith("torch")

@@ -24,9 +24,9 @@ def _tiny_llama() -> object:
 
 
 def test_from_config_equals_init_model_on_the_eagerly_built_model_with_tied_weights_and_buffers() -> None:
+    config = _tiny_llama()
     from transformers import AutoModelForCausalLM
 
-    config = _tiny_llama()
     model, report = from_config(config, PLAN, 3)
     assert report.materialized == "cpu" and report.rng.startswith("counter")
     eager = AutoModelForCausalLM.from_config(config)

@@ -462,7 +462,13 @@ def _fill_blocks(tensor: torch.Tensor, decision: _Decision, stream: GeneratorLik
         if resolved is None or resolved.scheme is None:
             continue
         view = tensor if len(blocks) == 1 else tensor[block.start:block.stop]
-        resolved.scheme(view, layout=resolved.layout, groups=resolved.groups, generator=_block_stream(stream, block, len(blocks)))
+        block_stream = _block_stream(stream, block, len(blocks))
+        if view.dtype in (torch.bfloat16, torch.float16) and isinstance(block_stream, Keyed):
+            # drawn in float32 chunks and cast, not through a float32 copy of the whole tensor (same bits)
+            _sharded().fill_block_(view, resolved.scheme, tuple(block.shape), (0,) * view.dim(), resolved.layout,
+                                   resolved.groups, block_stream)
+            continue
+        resolved.scheme(view, layout=resolved.layout, groups=resolved.groups, generator=block_stream)
 
 
 def _write(decision: _Decision, rng: str, seed: int) -> None:

@@ -20,9 +20,10 @@ How a block is filled:
   ``LONG_RUN`` elements is filled through ``stream.window(start, stop)``;
   shorter runs are generated together, a covering window of at most
   ``SCRATCH_ELEMENTS`` values at a time, and the rank keeps its columns.
-  Memory: the block, plus a float32 buffer of the block for bfloat16/float16
-  parameters, plus at most ``SCRATCH_ELEMENTS`` values of scratch; never the
-  full tensor.
+  Memory: the block plus at most ``SCRATCH_ELEMENTS`` values of scratch
+  (a bfloat16/float16 block that is one run is drawn ``CAST_CHUNK`` float32
+  values at a time and cast; others use a float32 buffer of the block);
+  never the full tensor.
 * **Whole-tensor schemes** (orthogonal: QR of the full Gaussian matrix;
   sparse; identity; dirac; ...) build the full parameter once per rank, in
   the compute dtype, keep the rank's block and free the rest before the next
@@ -73,12 +74,16 @@ __all__ = [
     "ShardedRow",
     "LONG_RUN",
     "SCRATCH_ELEMENTS",
+    "CAST_CHUNK",
 ]
 
 # a run this long is filled through its own window; the per-call cost is then small against the fill
 LONG_RUN = 1 << 16
 # short runs are generated together, a covering window of at most this many values (16 MiB in float32)
 SCRATCH_ELEMENTS = 1 << 22
+# a bfloat16/float16 block that is one run is drawn this many float32 values at a time, then cast: a draw
+# has a fixed cost of about half a millisecond, so smaller chunks cost more than the cache saves
+CAST_CHUNK = SCRATCH_ELEMENTS
 
 
 def is_elementwise(scheme: Initializer) -> bool:
@@ -236,6 +241,35 @@ def _replay_runs(buffer: torch.Tensor, draw: _Draw, stream: Keyed, length: int, 
         index = stop
 
 
+def _cast_bounds(scheme: Initializer, dtype: torch.dtype, shape: tuple[int, ...], layout: LayoutLike,
+                 groups: int) -> tuple[float, float] | None:
+    """The values ``scheme.cast_within_bounds`` clamps a cast to ``dtype`` at (None: it does not clamp).
+
+    Read by casting -inf and +inf: they come back as the representable
+    bounds, or unchanged when the scheme has none.
+    """
+    ends = scheme.cast_within_bounds(torch.tensor([-math.inf, math.inf]), dtype, shape, layout, groups)
+    low, high = float(ends[0]), float(ends[1])
+    return None if math.isinf(low) and math.isinf(high) else (low, high)
+
+
+def _replay_cast(out: torch.Tensor, draw: _Draw, stream: Keyed, first: int, bounds: tuple[float, float] | None) -> None:
+    """Fill the flat narrow-dtype ``out`` (global indices ``first`` on) chunk by chunk: draw in float32, cast.
+
+    ``copy_`` rounds to nearest as ``Tensor.to`` does, and the clamp to
+    ``bounds`` is ``cast_within_bounds``'s, both elementwise: the bits equal
+    a cast of the whole float32 tensor, with ``CAST_CHUNK`` values of scratch.
+    """
+    scratch = torch.empty(min(CAST_CHUNK, out.numel()), dtype=torch.float32, device=out.device)
+    for start in range(0, out.numel(), CAST_CHUNK):
+        stop = min(start + CAST_CHUNK, out.numel())
+        values = scratch[:stop - start]
+        getattr(stream.window(first + start, first + stop), draw.method)(values, *draw.arguments)
+        piece = out[start:stop].copy_(values)
+        if bounds is not None:
+            piece.clamp_(*bounds)
+
+
 def fill_block_(
     out: torch.Tensor,
     scheme: Initializer,
@@ -263,8 +297,11 @@ def fill_block_(
             assert isinstance(stream, Keyed)
             compute = _compute_dtype(out.dtype)
             direct = out.dtype == compute and out.is_contiguous()
-            buffer = out.view(-1) if direct else torch.empty(out.numel(), dtype=compute, device=out.device)
             length, starts = block_runs(shape, tuple(out.shape), offset)
+            if not direct and len(starts) == 1 and out.is_contiguous():
+                _replay_cast(out.view(-1), draw, stream, starts[0], _cast_bounds(scheme, out.dtype, shape, layout, groups))
+                return True
+            buffer = out.view(-1) if direct else torch.empty(out.numel(), dtype=compute, device=out.device)
             _replay_runs(buffer, draw, stream, length, starts)
             if not direct:
                 out.copy_(scheme.cast_within_bounds(buffer.view(out.shape), out.dtype, shape, layout, groups))
