@@ -244,6 +244,8 @@ def test_hf_models_get_a_recorded_flow_from_their_dummy_inputs(build: object, ou
     assert report.flow == "recorded" and report.output_layer == output
     assert report[last].rule == "fixup: residual_last=zeros"
     assert not any("no residual branches" in w for w in report.warnings)
+    plain = _quiet(model, "normal(std=0.02)")  # no rule reads the flow: the report says so
+    assert plain.flow is None and "flow: not read (no rule of this plan needs it)" in plain.table()
 
 
 class Untraceable(nn.Module):

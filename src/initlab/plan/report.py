@@ -117,6 +117,7 @@ class InitReport:
     plan: str
     seed: int
     rng: str
+    # how the data flow was read ("fx", "recorded", "static"); None when no rule of the plan needs it
     flow: str | None = None
     output_layer: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -174,7 +175,7 @@ class InitReport:
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
         lines.insert(1, "  ".join("-" * width for width in widths))
         lines.append("")
-        lines.append(f"plan: {self.plan}   seed: {self.seed}   rng: {self.rng}   flow: {self.flow or '-'}")
+        lines.append(f"plan: {self.plan}   seed: {self.seed}   rng: {self.rng}   flow: {self.flow or 'not read (no rule of this plan needs it)'}")
         if self.output_layer:
             lines.append(f"output layer: {self.output_layer}")
         if self.materialized:
