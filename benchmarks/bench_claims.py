@@ -19,6 +19,7 @@ from initlab.lab.claims import registered_claims
 from initlab.lab.claims.runner import pinned, run_one
 from initlab.lab.data import load_dataset
 from initlab.lab.trainer import train
+from timing import machine_line
 
 
 def load() -> str:
@@ -45,6 +46,7 @@ def stacked_vs_one_by_one(seeds: int, steps: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    print(machine_line())  # load average per core; a warning when the machine is busy
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="time the full-mode claims instead (tens of minutes)")
     parser.add_argument("--only", default=None, help="comma-separated claim ids")
