@@ -99,7 +99,9 @@ def overhead(
         "probe every=10": loop(model, step, steps, 10, optimizer),
         "probe every=1": loop(model, step, steps, 1, optimizer),
     }
-    timings = interleaved(runs, repeats, device=device)
+    for every in (None, 10, 1):
+        loop(model, step, 10, every, optimizer)()  # warm-up, untimed: compiled kernels, buffers, caches
+    timings = interleaved(runs, repeats, device=device, warmup=0)
     audit = interleaved({"audit (one batch)": lambda: il.audit(model, x, target=y)}, MIN_REPEATS, device=device)
     timings.update(audit)
     plain = timings["plain"].median
