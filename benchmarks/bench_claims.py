@@ -25,6 +25,7 @@ from initlab.lab.claims import load_run, registered_claims, run_claims
 from initlab.lab.claims.runner import pinned, run_one
 from initlab.lab.data import load_dataset
 from initlab.lab.trainer import train
+from timing import machine_line
 
 
 def load() -> str:
@@ -76,6 +77,7 @@ def compare_threads(only: list[str] | None) -> int:
 
 
 def main() -> None:
+    print(machine_line())  # load average per core; a warning when the machine is busy
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="time the full-mode claims instead (tens of minutes)")
     parser.add_argument("--only", default=None, help="comma-separated claim ids")

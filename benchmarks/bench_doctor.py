@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from initlab.diagnosis import doctor, fingerprint, load_tensors
+from timing import machine_line
 
 
 def load() -> str:
@@ -251,6 +252,7 @@ def figures() -> None:
 
 
 def main() -> None:
+    print(machine_line())  # load average per core; a warning when the machine is busy
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 1.3B decoder and a 4-block GPT-2")
     parser.add_argument("--repeats", type=int, default=3)

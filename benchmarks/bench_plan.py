@@ -17,7 +17,6 @@ each is reported.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from collections.abc import Callable
 
@@ -27,6 +26,7 @@ from torch import nn
 import initlab
 from initlab.plan import init_model
 from initlab.rng import derive_generator
+from timing import MIN_REPEATS, Timing, interleaved, machine_line, uptime_line
 
 
 def build(width: int, depth: int) -> nn.Module:
@@ -55,15 +55,9 @@ def raw_torch(model: nn.Module, seed: int) -> None:
                 nn.init.zeros_(param)
 
 
-def best_of(repeats: int, runs: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Best time of each run; the runs take turns, so a change of machine load hits them all alike."""
-    best = {name: float("inf") for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+def best_of(repeats: int, runs: dict[str, Callable[[], object]]) -> dict[str, Timing]:
+    """Each run timed whole, the runs taking turns (``benchmarks/timing.py``)."""
+    return interleaved(runs, repeats)
 
 
 def main() -> None:
@@ -90,10 +84,14 @@ def main() -> None:
         "auto": lambda: init_model(model, "auto", seed, rng="torch"),
         "keep": lambda: init_model(model, "keep; bias=keep", seed, rng="torch"),
     })
-    t_raw, t_torch, t_he, t_auto, t_keep = (best[k] for k in ("raw", "torch", "he", "auto", "keep"))
+    t_raw, t_torch, t_he, t_auto, t_keep = (best[k].best for k in ("raw", "torch", "he", "auto", "keep"))
 
+    print(machine_line())
     print(f"model: {depth} x Linear({width}, {width}), {count / 1e6:.1f}M parameters, "
-          f"{torch.get_num_threads()} threads, best of {args.repeats}")
+          f"{torch.get_num_threads()} threads, end to end (each a whole call), best of {max(args.repeats, MIN_REPEATS)} "
+          "interleaved repeats")
+    for name, timing in best.items():
+        print(f"  {name:6s} {timing.line()}")
     print(f"init_model(plan='he') values equal the raw loop's: {same}")
     print(f"raw sampling, initlab schemes      {t_raw:8.3f} s")
     print(f"raw sampling, torch.nn.init        {t_torch:8.3f} s   ratio to initlab raw {t_torch / t_raw:5.3f}")
@@ -103,6 +101,7 @@ def main() -> None:
           f"overhead {100 * (t_auto / t_raw - 1):+.1f}%")
     print(f"bookkeeping alone (plan 'keep')    {t_keep:8.3f} s   ratio to initlab raw {t_keep / t_raw:5.3f}   "
           "(matching, validation, report, measured stats; no sampling)")
+    print(f"uptime: {uptime_line()}")
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def shares(vocab: int, width: int, depth: int, repeats: int, device: str, sync: 
         "init_model, materialized model": lambda: init_model(model, LLM_PLAN, 0, rng="counter"),
         "fills alone": fills_alone,
         "bookkeeping + report (plan 'keep')": lambda: init_model(model, "keep; bias=keep", 0, rng="counter"),
-        "materialization alone (to_empty)": lambda: _materialize(vocab, width, depth, device),
+        "fresh memory: to_empty + zero_": lambda: _materialize(vocab, width, depth, device),
     }, repeats, device=sync)
     whole = timings["init_model, materialized model"].median
     lines = [f"components, each on the materialized model ({parameters} parameters):"]
@@ -215,8 +215,9 @@ def _materialize(vocab: int, width: int, depth: int, device: str) -> None:
     with torch.device("meta"):
         model = Transformer(vocab, width, depth)
     model.to_empty(device=device)
-    for param in model.parameters():
-        param.data[..., :1].zero_()  # touch one value per row, as a fill would, so pages are really mapped
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()  # fresh memory is mapped at its first write: the page faults every first init pays
     del model
 
 

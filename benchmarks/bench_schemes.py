@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,32 +21,16 @@ import torch
 from torch import nn
 
 import initlab as il
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import MIN_REPEATS, interleaved, machine_line, uptime_line
 
 
 def compare(
     reference: Callable[[], object], ours: Callable[[], object], repeats: int
-) -> tuple[float, float]:
-    """Best times of the two, run alternately and in alternating order so neither always goes first."""
-    reference()  # warm-up: allocation, LAPACK workspace, first-call dispatch
-    ours()
-    reference_times, our_times = [], []
-    for index in range(repeats):
-        if index % 2:
-            our_times.append(best_time(ours, 1))
-            reference_times.append(best_time(reference, 1))
-        else:
-            reference_times.append(best_time(reference, 1))
-            our_times.append(best_time(ours, 1))
-    return min(reference_times), min(our_times)
+) -> tuple[float, float, float]:
+    """Best times of the two, taking turns (``benchmarks/timing.py``), and the larger of their spreads."""
+    timings = interleaved({"torch": reference, "initlab": ours}, repeats)
+    spread = max(timing.spread for timing in timings.values())
+    return timings["torch"].best, timings["initlab"].best, spread
 
 
 def main() -> None:
@@ -63,7 +46,7 @@ def main() -> None:
     values = 4 * 2**20 if args.quick else 64 * 2**20
     side = 1024 if args.quick else 4096
     repeats = args.repeats or 15
-    slow_repeats = min(repeats, 4)
+    slow_repeats = min(repeats, MIN_REPEATS)
     columns = 4096
     x = torch.empty(values // columns, columns)
     square = torch.empty(side, side)
@@ -87,20 +70,25 @@ def main() -> None:
     header = (
         f"initlab {il.__version__}, torch {torch.__version__}, {platform.machine()}, "
         f"{torch.get_num_threads()} threads; {values / 2**20:.0f}M float32 values "
-        f"({tuple(x.shape)}), best of {repeats} ({slow_repeats} for truncated normal and orthogonal)"
+        f"({tuple(x.shape)}), component timings (one call on one tensor), best of {repeats} interleaved "
+        f"repeats ({slow_repeats} for truncated normal and orthogonal)"
     )
+    machine = machine_line()
+    print(machine)
     print(header)
     rows = []
     for name, reference, ours in cases:
         slow = name.startswith(("orthogonal", "truncated"))
-        reference_s, ours_s = compare(reference, ours, slow_repeats if slow else repeats)
+        reference_s, ours_s, spread = compare(reference, ours, slow_repeats if slow else repeats)
         count = square.numel() if name.startswith("orthogonal") else x.numel()
         ratio = reference_s / ours_s
-        rows.append((name, reference_s, ours_s, count / ours_s / 1e6, ratio))
+        rows.append((name, reference_s, ours_s, count / ours_s / 1e6, ratio, spread))
         print(
             f"{name:<46} torch {reference_s * 1e3:9.1f} ms   initlab {ours_s * 1e3:9.1f} ms   "
-            f"{count / ours_s / 1e6:8.1f} M/s   ratio {ratio:6.2f}"
+            f"{count / ours_s / 1e6:8.1f} M/s   ratio {ratio:6.2f}   spread {100 * spread:.0f}%"
         )
+    uptime = uptime_line()
+    print(f"uptime: {uptime}")
 
     out = args.out if args.out is not None else (None if args.quick else Path("docs/bench/schemes.md"))
     if out is not None:
@@ -110,13 +98,18 @@ def main() -> None:
             "`.venv/bin/python benchmarks/bench_schemes.py" + (" --quick" if args.quick else "") + "`",
             "",
             header + ". Ratio = torch time / initlab time on the same tensor "
-            "(> 1: initlab faster); torch and initlab take turns on the same tensor.",
+            "(> 1: initlab faster); torch and initlab take turns on the same tensor; spread = "
+            "slowest / fastest repeat - 1, the larger of the two.",
             "",
-            "| case | torch (ms) | initlab (ms) | initlab M values/s | ratio |",
-            "|---|---:|---:|---:|---:|",
+            f"{machine}. `uptime`: `{uptime}`.",
+            "",
+            "| case (component: one fill) | torch (ms) | initlab (ms) | initlab M values/s | ratio | spread |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
-        for name, reference_s, ours_s, rate, ratio in rows:
-            lines.append(f"| {name} | {reference_s * 1e3:.1f} | {ours_s * 1e3:.1f} | {rate:.1f} | {ratio:.2f} |")
+        for name, reference_s, ours_s, rate, ratio, spread in rows:
+            lines.append(
+                f"| {name} | {reference_s * 1e3:.1f} | {ours_s * 1e3:.1f} | {rate:.1f} | {ratio:.2f} | {100 * spread:.0f}% |"
+            )
         lines += [
             "",
             "Targets: normal and uniform >= 0.9; truncated normal >= 5 (64M values); "

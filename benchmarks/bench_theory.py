@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from initlab.theory import MeanField, critical_line, phase_diagram
+from timing import machine_line
 
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(100)
 WEIGHTS = WEIGHTS / math.sqrt(2 * math.pi)
@@ -60,6 +61,7 @@ def best_of(repeats: int, fn: Callable[[], object]) -> tuple[float, object]:
 
 
 def main() -> None:
+    print(machine_line())  # load average per core; a warning when the machine is busy
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer reference points and repeats")
     args = parser.parse_args()

@@ -25,9 +25,11 @@ from initlab.lab.batched import train_stacked
 from initlab.lab.data import load_dataset
 from initlab.lab.models import build_model
 from initlab.lab.trainer import train
+from timing import machine_line
 
 
 def main() -> None:
+    print(machine_line())  # load average per core; a warning when the machine is busy
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repeat")
     parser.add_argument("--seeds", type=int, default=16)
