@@ -21,7 +21,7 @@ SHELL = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 
 def _sections() -> dict[str, str]:
     """{kind: the guide's text of that kind}, cut at the anchors (the last one ends at the next heading)."""
-    parts = re.split(r'<a id="([a-z-]+)"></a>', GUIDE)
+    parts = re.split(r'<a id="([a-z0-9-]+)"></a>', GUIDE)
     sections = {anchor.replace("-", "_"): text for anchor, text in zip(parts[1::2], parts[2::2])}
     last = next(reversed(sections))
     sections[last] = sections[last].split("\n## ")[0]
