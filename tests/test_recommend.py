@@ -59,7 +59,7 @@ def test_recommend_reads_the_kind_of_model_from_its_structure(
 ) -> None:
     assert main(["recommend", spec, "--json"]) == 0
     advice = json.loads(capsys.readouterr().out)
-    assert (advice["kind"], advice["plan"]) == (kind, PLANS[kind])
+    assert (advice["kind"], advice["plan"], advice["family"]) == (kind, PLANS[kind], None)
     assert advice["paste"].startswith(f'il.init_model(model, plan="{PLANS[kind]}"')
 
 

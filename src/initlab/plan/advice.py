@@ -415,6 +415,9 @@ def traits(model: nn.Module, example_input: Any = None, *, width_scaling: bool =
 def recommend(model: nn.Module, example_input: Any = None, *, width_scaling: bool = False) -> Recommendation:
     """The plan for ``model``, from its structure: the first row of :data:`ADVICE` that matches.
 
+    A model of a recognised family (:func:`family`: GPT-2, LLaMA, BERT, a
+    timm-style ViT, a torchvision-style ResNet) gets that family's ready plan;
+    any other model the generic row its structure answers.
     ``example_input`` lets the data flow be recorded where torch.fx cannot
     trace the model (residual branches are read from the flow);
     ``width_scaling=True`` asks for the plan of a width-scaling experiment
