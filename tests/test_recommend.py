@@ -16,7 +16,8 @@ from initlab.cli.main import main
 from initlab.plan.advice import ADVICE, DEEP_LAYERS, FAMILIES
 from recipe_models import GPTConfig, NanoGPT, ResNet, ViT, hf_bert, hf_gpt2, hf_llama
 
-# (lab model spec, kind it is); transformers and recurrent nets are built in tests/test_guide.py
+# (lab model spec, kind it is); transformers and recurrent nets are built in tests/test_guide.py, the
+# families' models in FAMILY_MODELS below
 SPECS = [
     ("mlp:*-128x4-*:relu", "relu"),
     ("cnn:*-16-16-*:gelu+bn", "relu"),
@@ -131,6 +132,7 @@ class _Wrapper(nn.Module):
 def test_only_the_models_own_class_and_names_make_a_family() -> None:
     # a model holding a family model beside layers of its own gets a generic row
     assert il.recommend(_Wrapper(ResNet(bottleneck=False))).traits.family is None
+    assert il.recommend(_Wrapper(NanoGPT(GPTConfig()))).traits.family is None
     # the names without the family's structure are not the family
     assert il.recommend(ViT()).traits.family is None  # timm's names, another class name
 

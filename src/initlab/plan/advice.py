@@ -359,8 +359,9 @@ def family(model: nn.Module) -> str | None:
 
     - ``gpt2``, ``llama``, ``bert``: the model's class is one of transformers' classes of that family
       (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``, ...); ``gpt2`` also when the
-      model has GPT-2's module names ``wte``, ``wpe``, ``c_attn``, ``c_fc`` and ``c_proj`` (nanoGPT,
-      Radford et al. 2019) and is not a transformers model of another family;
+      model has GPT-2's module names: its own ``wte`` and ``wpe`` embeddings (children of the model
+      or of its ``transformer``) and ``c_attn``, ``c_fc`` and ``c_proj`` layers (nanoGPT; Radford et
+      al. 2019), and is not a transformers model of another family;
     - ``vit_timm``: the model's class is named ``VisionTransformer`` and it has timm's names: a
       ``patch_embed`` module, a ``pos_embed`` or ``cls_token`` parameter and packed ``qkv`` projections
       (torchvision's ViT, with other names and ``nn.MultiheadAttention``, is not);
@@ -376,7 +377,11 @@ def family(model: nn.Module) -> str | None:
     classes = {type(m).__name__ for m in model.modules()}
     names = {name.rpartition(".")[2] for name, _ in model.named_modules()}
     own = type(model).__name__
-    if _GPT2_NAMES <= names and not type(model).__module__.startswith("transformers."):
+    # GPT-2's embeddings are the model's own: children of the model or of its ``transformer`` (nanoGPT)
+    stem = getattr(model, "transformer", model)
+    embeddings = {name for name, _ in stem.named_children()} if isinstance(stem, nn.Module) else set()
+    gpt2_names = _GPT2_NAMES <= names and {"wte", "wpe"} <= embeddings
+    if gpt2_names and not type(model).__module__.startswith("transformers."):
         return "gpt2"
     timm_names = "qkv" in names and isinstance(getattr(model, "patch_embed", None), nn.Module) and any(
         isinstance(getattr(model, attr, None), nn.Parameter) for attr in ("pos_embed", "cls_token")
