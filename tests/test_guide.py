@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from initlab.cli.main import main
-from initlab.plan.advice import ADVICE, Advice
+from initlab.plan.advice import ADVICE, FAMILIES, Advice
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
@@ -21,7 +21,7 @@ SHELL = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 
 def _sections() -> dict[str, str]:
     """{kind: the guide's text of that kind}, cut at the anchors (the last one ends at the next heading)."""
-    parts = re.split(r'<a id="([a-z-]+)"></a>', GUIDE)
+    parts = re.split(r'<a id="([a-z0-9-]+)"></a>', GUIDE)
     sections = {anchor.replace("-", "_"): text for anchor, text in zip(parts[1::2], parts[2::2])}
     last = next(reversed(sections))
     sections[last] = sections[last].split("\n## ")[0]
@@ -57,7 +57,8 @@ def test_each_section_states_the_table_s_plan_and_its_snippet_runs_and_gets_that
     monkeypatch.delitem(sys.modules, module, raising=False)
     flags = ["--width-scaling"] if row.kind == "width_scaling" else []
     assert main(["recommend", f"{module}:make_model", "--json", *flags]) == 0
-    assert _json_after(capsys.readouterr().out)["plan"] == row.plan
+    advice = _json_after(capsys.readouterr().out)
+    assert (advice["plan"], advice["family"]) == (row.plan, row.kind if row.kind in FAMILIES else None)
     for line in SHELL.findall(text)[0].splitlines():
         command = shlex.split(line, comments=True)
         if command[:2] == ["initlab", "recommend"] and ":" in command[2] and not command[2].startswith("my_"):

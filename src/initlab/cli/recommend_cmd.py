@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             "paste": advice.advice.plan_line(),
             "audit": audit,
             "traits": advice.traits.describe(),
+            "family": advice.traits.family,
         }, indent=1))
         return 0
     print(advice.text())

@@ -14,8 +14,13 @@ In order (kind: question -> plan):
 - width_scaling: a width-scaling experiment? -> ``mup``
 - lstm: LSTM layers? -> ``orthogonal; forget_bias=ones``
 - recurrent: RNN / GRU layers? -> ``orthogonal``
+- gpt2: GPT-2 (transformers GPT2 or nanoGPT names)? -> ``gpt2``
+- llama: LLaMA (transformers Llama classes)? -> ``llama``
+- vit_timm: a timm-style VisionTransformer? -> ``vit_timm``
 - transformer_pre_norm: attention, norm before each sublayer? -> ``auto``
+- bert: BERT (transformers Bert classes)? -> ``bert``
 - transformer_post_norm: attention, norm after each addition? -> ``glorot``
+- resnet: a torchvision-style ResNet? -> ``resnet``
 - resnet_norm: residual blocks with norm layers? -> ``he``
 - resnet_no_norm: residual blocks without norm layers? -> ``fixup``
 - deep_no_norm: 20 or more weight layers, no norm, no skips? -> ``lsuv``
@@ -23,14 +28,13 @@ In order (kind: question -> plan):
 - tanh: tanh or other saturating activations? -> ``glorot_normal``
 - relu: ReLU family, or anything else -> ``auto``
 
-Ready recipes of model families (``gpt2``, ``llama``, ``bert``, ``vit_timm``,
-``resnet``, ``t_fixup``) slot in here as rows before the generic ones they
-refine: gpt2 / llama before ``transformer_pre_norm``, bert before
-``transformer_post_norm``, resnet before ``resnet_norm``, t_fixup before
-``transformer_post_norm`` for post-norm stacks trained without warm-up;
-``vit_timm`` beside ``transformer_pre_norm`` for vision Transformers. A row's
-``matches`` reads :class:`Traits`, so a family row adds the module class names
-it recognises to that dataclass.
+The family rows (gpt2, llama, vit_timm, bert, resnet) give the ready plan of
+a model family (``initlab.plan.recipes``, docs/recipes.md) and stand before
+the generic rows they refine. They read :attr:`Traits.family`, which
+:func:`traits` recognises from the model's own class and parameter names,
+never from a module the model merely holds (see :func:`family`): a model
+that wraps a GPT-2 beside other layers gets a generic row, since the
+recipe's rules would also reach the other layers.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from torch import nn
 from initlab.plan.graph import analyze
 from initlab.plan.targets import is_weight_layer
 
-__all__ = ["Advice", "ADVICE", "Traits", "Recommendation", "recommend", "traits", "DEEP_LAYERS"]
+__all__ = ["Advice", "ADVICE", "Traits", "Recommendation", "recommend", "traits", "family", "DEEP_LAYERS", "FAMILIES"]
 
 # a plain stack this deep without norm layers or skips loses the differences between samples
 # unless each layer is rescaled on data (Mishkin & Matas 2016 train 22 to 40 layers this way)
@@ -52,6 +56,9 @@ DEEP_LAYERS = 20
 _SIGMOID = frozenset({"sigmoid", "hardsigmoid", "logsigmoid"})
 _SATURATING = frozenset({"tanh", "hardtanh", "softsign", "tanhshrink"}) | _SIGMOID
 _RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+# the model families the advice recognises: {family (a ready plan's name): what it is called in words}
+FAMILIES = {"gpt2": "GPT-2", "llama": "LLaMA", "bert": "BERT", "vit_timm": "timm-style ViT",
+            "resnet": "torchvision-style ResNet"}
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,11 @@ class Traits:
     recurrent: bool
     lstm: bool = False
     width_scaling: bool = False
+    family: str | None = None  # a key of FAMILIES, from the model's class and parameter names (see family())
 
     def describe(self) -> str:
-        parts = [f"{self.weight_layers} weight layers"]
+        parts = [f"recognised as {FAMILIES[self.family]}"] if self.family else []
+        parts.append(f"{self.weight_layers} weight layers")
         parts.append("activations " + ", ".join(self.activations) if self.activations else "no activation found")
         parts.append("norm layers" if self.norms else "no norm layers")
         parts.append("residual branches" if self.residual else "no residual branches")
@@ -137,6 +146,34 @@ ADVICE: tuple[Advice, ...] = (
         lambda t: t.recurrent,
     ),
     Advice(
+        "gpt2", "GPT-2 and nanoGPT", "GPT-2 (transformers GPT2 or nanoGPT names)?", "gpt2",
+        "GPT-2 draws every weight and embedding from N(0, 0.02^2), with zero biases and LayerNorms 1 and 0, and "
+        "shrinks the residual output projections (c_proj) to std 0.02/sqrt(2 x layers), so the 2L branches "
+        "that add up in the stream keep it at a bounded scale. The plan reads the number of layers and "
+        "initializer_range from the model, so this depth scaling, which hand-written inits often miss, is "
+        "always applied.",
+        "Radford et al. 2019; transformers GPT2PreTrainedModel._init_weights; nanoGPT model.py",
+        lambda t: t.family == "gpt2",
+    ),
+    Advice(
+        "llama", "LLaMA (Hugging Face transformers)", "LLaMA (transformers Llama classes)?", "llama",
+        "Hugging Face LLaMA draws every Linear and embedding weight from N(0, initializer_range^2), with the "
+        "padding row 0 and the RMSNorm weights 1; the RMSNorm before each sublayer rescales its input, so no "
+        "depth scaling is added. torchtitan trains LLaMA with depth-scaled output projections instead: that "
+        "is the plan torchtitan.",
+        "Touvron et al. 2023; transformers LlamaPreTrainedModel._init_weights",
+        lambda t: t.family == "llama",
+    ),
+    Advice(
+        "vit_timm", "Vision Transformers (timm-style VisionTransformer)", "a timm-style VisionTransformer?",
+        "vit_timm",
+        "timm draws every Linear weight, the head's too, and the position embedding from N(0, 0.02^2), the "
+        "class token from N(0, 1e-6^2), and keeps torch's default for the patch convolution. Its other modes, "
+        "JAX-style with a zero head and MoCo v3's split q/k/v bounds, are the plans vit_jax and vit_moco.",
+        "Dosovitskiy et al. 2021; timm vision_transformer.py VisionTransformer.init_weights",
+        lambda t: t.family == "vit_timm",
+    ),
+    Advice(
         "transformer_pre_norm", "Transformers with pre-norm (norm before attention and MLP)",
         "attention, norm before each sublayer?", "auto",
         "Each sublayer reads a normalised stream, so a variance-preserving init of its linears (gain 1, or the "
@@ -147,6 +184,14 @@ ADVICE: tuple[Advice, ...] = (
         lambda t: t.attention and t.norm_first is not False,
     ),
     Advice(
+        "bert", "BERT (Hugging Face transformers)", "BERT (transformers Bert classes)?", "bert",
+        "BERT draws every weight and embedding from N(0, initializer_range^2) (0.02), with the padding row of "
+        "the word embedding 0, biases 0 and LayerNorms 1 and 0. The LayerNorm after each residual addition "
+        "resets the scale, so no depth scaling is needed.",
+        "Devlin et al. 2019; transformers BertPreTrainedModel._init_weights",
+        lambda t: t.family == "bert",
+    ),
+    Advice(
         "transformer_post_norm", "Transformers with post-norm (norm after each residual addition)",
         "attention, norm after each addition?", "glorot",
         "The norm after each addition resets the scale, so the original Transformer's Glorot-uniform weights "
@@ -154,6 +199,15 @@ ADVICE: tuple[Advice, ...] = (
         "since the gradient near the output is large at init.",
         "Vaswani et al. 2017; Glorot & Bengio 2010; Xiong et al. 2020",
         lambda t: t.attention,
+    ),
+    Advice(
+        "resnet", "torchvision-style ResNets (Bottleneck / BasicBlock)", "a torchvision-style ResNet?", "resnet",
+        "torchvision draws every convolution from N(0, 2/fan_out) (Kaiming normal, fan_out mode), sets the "
+        "BatchNorm weights to 1 and biases to 0, and keeps torch's default for the final fc. With "
+        "resnet(zero_init_residual=True) the last norm of each block starts at 0, so every block starts as the "
+        "identity, which helps large-batch training.",
+        "He et al. 2016; Goyal et al. 2017; torchvision resnet.py ResNet.__init__",
+        lambda t: t.family == "resnet",
     ),
     Advice(
         "resnet_norm", "ResNets with normalisation (BatchNorm, LayerNorm, GroupNorm)",
@@ -286,6 +340,58 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, norms) or type(module).__name__.endswith("Norm")
 
 
+
+_GPT2_NAMES = frozenset({"wte", "wpe", "c_attn", "c_fc", "c_proj"})  # GPT-2's module names (HF and nanoGPT)
+_TRANSFORMERS_FAMILIES = {"gpt2": "GPT2", "llama": "Llama", "bert": "Bert"}  # family: its class-name prefix
+
+
+def _from_transformers(model: nn.Module) -> str | None:
+    """gpt2 / llama / bert when the model's class is one of transformers' classes of that family."""
+    module_path = type(model).__module__
+    for name, prefix in _TRANSFORMERS_FAMILIES.items():
+        if module_path.startswith(f"transformers.models.{name}.") and type(model).__name__.startswith(prefix):
+            return name
+    return None
+
+
+def family(model: nn.Module) -> str | None:
+    """The model family ``model`` is, from its own class and module names; None if it is none of them.
+
+    - ``gpt2``, ``llama``, ``bert``: the model's class is one of transformers' classes of that family
+      (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``, ...); ``gpt2`` also when the
+      model has GPT-2's module names: its own ``wte`` and ``wpe`` embeddings (children of the model
+      or of its ``transformer``) and ``c_attn``, ``c_fc`` and ``c_proj`` layers (nanoGPT; Radford et
+      al. 2019), and is not a transformers model of another family;
+    - ``vit_timm``: the model's class is named ``VisionTransformer`` and it has timm's names: a
+      ``patch_embed`` module, a ``pos_embed`` or ``cls_token`` parameter and packed ``qkv`` projections
+      (torchvision's ViT, with other names and ``nn.MultiheadAttention``, is not);
+    - ``resnet``: the model's class is named ``ResNet`` and it holds ``Bottleneck`` or ``BasicBlock``
+      modules (torchvision's ResNet and ResNeXt).
+
+    Only the model's own class counts, never a module it holds: a wrapper that adds layers of its own
+    is not the family, and the recipe would reach those layers too.
+    """
+    found = _from_transformers(model)
+    if found is not None:
+        return found
+    classes = {type(m).__name__ for m in model.modules()}
+    names = {name.rpartition(".")[2] for name, _ in model.named_modules()}
+    own = type(model).__name__
+    # GPT-2's embeddings are the model's own: children of the model or of its ``transformer`` (nanoGPT)
+    stem = getattr(model, "transformer", model)
+    embeddings = {name for name, _ in stem.named_children()} if isinstance(stem, nn.Module) else set()
+    gpt2_names = _GPT2_NAMES <= names and {"wte", "wpe"} <= embeddings
+    if gpt2_names and not type(model).__module__.startswith("transformers."):
+        return "gpt2"
+    timm_names = "qkv" in names and isinstance(getattr(model, "patch_embed", None), nn.Module) and any(
+        isinstance(getattr(model, attr, None), nn.Parameter) for attr in ("pos_embed", "cls_token")
+    )
+    if own == "VisionTransformer" and timm_names:
+        return "vit_timm"
+    if own == "ResNet" and classes & {"Bottleneck", "BasicBlock"}:
+        return "resnet"
+    return None
+
 def traits(model: nn.Module, example_input: Any = None, *, width_scaling: bool = False) -> Traits:
     """The structure :func:`recommend` reads: layers, activations, norms, residual branches, attention, depth."""
     modules = dict(model.named_modules())
@@ -307,12 +413,16 @@ def traits(model: nn.Module, example_input: Any = None, *, width_scaling: bool =
         recurrent=any(isinstance(m, _RECURRENT) for m in modules.values()),
         lstm=any(isinstance(m, nn.LSTM | nn.LSTMCell) for m in modules.values()),
         width_scaling=width_scaling,
+        family=family(model),
     )
 
 
 def recommend(model: nn.Module, example_input: Any = None, *, width_scaling: bool = False) -> Recommendation:
     """The plan for ``model``, from its structure: the first row of :data:`ADVICE` that matches.
 
+    A model of a recognised family (:func:`family`: GPT-2, LLaMA, BERT, a
+    timm-style ViT, a torchvision-style ResNet) gets that family's ready plan;
+    any other model the generic row its structure answers.
     ``example_input`` lets the data flow be recorded where torch.fx cannot
     trace the model (residual branches are read from the flow);
     ``width_scaling=True`` asks for the plan of a width-scaling experiment

@@ -36,7 +36,7 @@ from __future__ import annotations
 import operator
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -334,14 +334,17 @@ def _ops_from_recording(model: nn.Module, example_input: Any) -> list[Op]:
     params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
     recorder = _Recorder(params)
     handles = []
-    for name, module in _leaf_modules(model).items():
+    leaves = _leaf_modules(model)
+    # classified before the hooks go on: a module with hooks is never probed as a norm (initlab.plan.layouts)
+    classified = {name: _classify_module(module, name) for name, module in leaves.items()}
+    for name, module in leaves.items():
         def pre_hook(module: nn.Module, args: Any) -> None:
             recorder.depth += 1
 
         def post_hook(module: nn.Module, args: Any, output: Any, name: str = name) -> None:
             recorder.depth -= 1
             if recorder.depth == 0:
-                recorder.add(_classify_module(module, name), args, output)
+                recorder.add(replace(classified[name], inputs=[]), args, output)
 
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
