@@ -73,11 +73,12 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "wn", weight_norm_init, "normal(mean=0.0, std=0.05); bias=zeros",
-            "weight-norm data-dependent init (Salimans & Kingma 2016)",
+            "weight-norm data-dependent init (Salimans & Kingma 2016)", sharded=True,
         ),
         Method(
             "calibrate", calibrate_gradients, _AUTO_RULES,
             "auto, then gradient-ratio calibration on a batch (Kraehenbuehl et al. 2016)", uses_target=True,
+            sharded=True,
         ),
         Method(
             "pretrain", layerwise_pretrain, _AUTO_RULES,
