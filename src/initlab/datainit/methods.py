@@ -44,9 +44,9 @@ class Method:
     """One data-driven method: ``function(model, batch[, target], **options) -> DataInitReport``.
 
     ``sharded``: as a plan stage it runs on FSDP2-sharded models (the same
-    scales on every rank from the same batch, checked bit for bit against
-    one process in tests/test_layout_matrix.py); the others train or write
-    per-unit tensors that DTensor parameters do not take, and are refused.
+    scales on every rank from the same all-gathered batch, checked bit for
+    bit against one process in tests/test_plan_dtensor.py and the layout
+    matrix); the others train the model, and are refused there.
     """
 
     name: str

@@ -32,15 +32,16 @@ How a block is filled:
   filled block by block along dim 0, each block from its own child stream,
   intersected with the rank's rows.
 
-Data-driven stages (LSUV, weight-norm init, calibration, pre-training,
-GradInit) measure statistics of forward passes. On a sharded model they run
-on FSDP2-sharded parameters (``fully_shard``, 1-D or HSDP meshes), whose
+Data-driven stages measure statistics of forward passes. The ones
+registered with ``sharded=True`` (LSUV, weight-norm init, calibration) run on
+FSDP2-sharded parameters (``fully_shard``, 1-D or HSDP meshes), whose
 forward passes use the gathered weights, after :func:`gather_batch` has
 all-gathered every rank's batch: each rank measures the statistics of the
-same global batch, so every rank applies the same scales and the gathered
-weights equal a single process's on that batch. Tensor-parallel layers
-(whose outputs are split across ranks) are refused before anything is
-written.
+same global batch in one process's order, so every rank applies the same
+scales and the gathered weights equal a single process's on that batch, bit
+for bit. Tensor-parallel layers (whose outputs are split across ranks) and
+the stages that train (pre-training, GradInit) are refused before anything
+is written.
 """
 
 from __future__ import annotations
