@@ -68,8 +68,8 @@ class CalibrationRow:
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _plain_weights(layers: list[tuple[str, nn.Module]]) -> list[torch.Tensor]:
-    weights = []
+def _check_plain_weights(layers: list[tuple[str, nn.Module]]) -> None:
+    """TypeError for a layer without a weight tensor or with a parametrized (weight-normed) one."""
     for name, module in layers:
         owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
         if parametrize.is_parametrized(owner, "weight") or hasattr(owner, "weight_g"):
@@ -77,8 +77,7 @@ def _plain_weights(layers: list[tuple[str, nn.Module]]) -> list[torch.Tensor]:
                 f"calibrate_gradients: layer {name!r} has a parametrized weight; calibrate the plain model "
                 "or use weight_norm_init"
             )
-        weights.append(scaled_weight(module))
-    return weights
+        scaled_weight(module)
 
 
 def _default_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,7 +99,7 @@ def gradient_ratios(
     """|grad W_k|^2 / |W_k|^2 for every covered layer (see the module docstring for the loss)."""
     chosen = layers if layers is not None else covered_layers(model, "gradient_ratios")
     check_batch(batch, "gradient_ratios")
-    _plain_weights(chosen)
+    _check_plain_weights(chosen)
     with evaluation(model):
         ratios = _ratios(model, batch, chosen, target, loss_fn, seed)
     return {name: ratio for (name, _), ratio in zip(chosen, ratios)}
@@ -144,9 +143,9 @@ def _ratios(
             generator = torch.Generator(device=output.device).manual_seed(seed)
             direction = torch.randn(output.shape, generator=generator, device=output.device, dtype=output.dtype)
             loss = (output * direction).sum() / output.shape[0]
-        called = [used[id(module)] for _, module in layers if id(module) in used]
-        grads = dict(zip((id(module) for _, module in layers if id(module) in used),
-                         torch.autograd.grad(loss, called, allow_unused=True)))
+        keys = list(used)
+        found = torch.autograd.grad(loss, [used[key] for key in keys], allow_unused=True) if keys else ()
+        grads = dict(zip(keys, found))
     ratios = []
     for _, module in layers:
         norm = norms[id(module)] if id(module) in norms else _square_norm(scaled_weight(module))
@@ -187,7 +186,7 @@ def calibrate_gradients(
         raise TypeError(f"calibrate_gradients: target must be a tensor or None, got {type(target).__name__}")
     layers = covered_layers(model, "calibrate_gradients")
     check_batch(batch, "calibrate_gradients")
-    _plain_weights(layers)
+    _check_plain_weights(layers)
     saved = snapshot([module for _, module in layers])
     totals = [1.0] * len(layers)
     rounds = 0
