@@ -533,8 +533,17 @@ def update(plans: list[str]) -> None:
 
     replacing = {key(cell): cell for cell in fresh}
     cells = [replacing.pop(key(cell), cell) for cell in data["cells"]]
-    data["cells"] = cells + list(replacing.values())
+    data["cells"] = in_run_order(cells + list(replacing.values()))
     RESULTS.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def in_run_order(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``cells`` in the order ``--write`` makes them: world, layout, dtype, then the ready plans' order."""
+    plans = {plan: index for index, plan in enumerate(ready_plans())}
+    layouts = {(cell["world"], cell["layout"]): index for index, cell in reversed(list(enumerate(cells)))}
+    dtypes = {name: index for index, name in enumerate(DTYPES)}
+    return sorted(cells, key=lambda cell: (cell["world"], layouts[cell["world"], cell["layout"]],
+                                           dtypes[cell["dtype"]], plans.get(cell["plan"], len(plans))))
 
 
 def main(arguments: list[str]) -> int:
