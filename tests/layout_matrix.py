@@ -12,7 +12,8 @@ own random ops and the peak memory of a rank during ``init_model``.
 ``tests/test_layout_matrix.py`` runs it and checks the committed results;
 ``python tests/layout_matrix.py --write`` re-runs it and rewrites
 docs/scale/matrix.json, docs/scale/memory.json and the generated parts of
-docs/scale.md; ``--render`` rewrites the page from the committed results.
+docs/scale.md; ``--render`` rewrites the page from the committed results;
+``--update PLAN[,PLAN...]`` re-runs those plans' cells only and renders.
 """
 
 from __future__ import annotations
@@ -519,6 +520,32 @@ def render(page: str, data: dict[str, Any], memory_rows: list[dict[str, Any]]) -
     return page
 
 
+def update(plans: list[str]) -> None:
+    """Re-run the cells of ``plans`` in every world and put them into the committed results (memory kept).
+
+    The cells are deterministic, so this gives what ``--write`` would for those plans; new plans are added.
+    """
+    fresh = run(with_memory=False, plans=plans)["cells"]
+    data = json.loads(RESULTS.read_text(encoding="utf-8"))
+
+    def key(cell: dict[str, Any]) -> tuple[Any, ...]:
+        return (cell["world"], cell["layout"], cell["dtype"], cell["plan"])
+
+    replacing = {key(cell): cell for cell in fresh}
+    cells = [replacing.pop(key(cell), cell) for cell in data["cells"]]
+    data["cells"] = in_run_order(cells + list(replacing.values()))
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def in_run_order(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``cells`` in the order ``--write`` makes them: world, layout, dtype, then the ready plans' order."""
+    plans = {plan: index for index, plan in enumerate(ready_plans())}
+    layouts = {(cell["world"], cell["layout"]): index for index, cell in reversed(list(enumerate(cells)))}
+    dtypes = {name: index for index, name in enumerate(DTYPES)}
+    return sorted(cells, key=lambda cell: (cell["world"], layouts[cell["world"], cell["layout"]],
+                                           dtypes[cell["dtype"]], plans.get(cell["plan"], len(plans))))
+
+
 def main(arguments: list[str]) -> int:
     if arguments == ["--write"]:
         started = time.perf_counter()
@@ -529,8 +556,18 @@ def main(arguments: list[str]) -> int:
         MEMORY.write_text(json.dumps({"load_average": [round(x, 2) for x in load], "rows": result["memory"]},
                                      indent=1) + "\n", encoding="utf-8")
         print(f"ran {len(WORLDS)} worlds in {time.perf_counter() - started:.1f} s; wrote {RESULTS.name}, {MEMORY.name}")
+    elif len(arguments) == 2 and arguments[0] == "--update":
+        plans = arguments[1].split(",")
+        unknown = sorted(set(plans) - set(ready_plans()))
+        if unknown:
+            print(f"unknown plans {', '.join(unknown)}; ready plans: {', '.join(ready_plans())}")
+            return 2
+        started = time.perf_counter()
+        update(plans)
+        print(f"re-ran {', '.join(plans)} in {len(WORLDS)} worlds in {time.perf_counter() - started:.1f} s; "
+              f"updated {RESULTS.name}")
     elif arguments != ["--render"]:
-        print("usage: python tests/layout_matrix.py --write | --render")
+        print("usage: python tests/layout_matrix.py --write | --render | --update PLAN[,PLAN...]")
         return 2
     data = json.loads(RESULTS.read_text(encoding="utf-8"))
     memory_rows = json.loads(MEMORY.read_text(encoding="utf-8"))["rows"]

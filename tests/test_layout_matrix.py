@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layout_matrix as lm  # noqa: E402
 
-# the plans the fresh run covers: elementwise, whole-tensor (QR), data flow, muP, a stage that runs, one refused
+# the plans the fresh run covers: elementwise, whole-tensor (QR), data flow, muP, two stages (run on FSDP2, refused under TP)
 FRESH_PLANS = ["he", "orthogonal", "auto", "mup", "lsuv", "wn"]
 
 
@@ -61,9 +61,10 @@ def test_every_committed_cell_is_bit_identical_or_refused_before_any_write(commi
             assert cell["untouched"], f"{where}: refused after writing"
         else:
             assert cell["outcome"] == lm.IDENTICAL and cell["differing"] == 0 and cell["elements"] > 0, where
-    # LSUV runs on every FSDP2-only layout (1-D and HSDP), for every world size
-    lsuv = [c for c in committed["cells"] if c["plan"] == "lsuv" and c["layout"] in ("FSDP2", "HSDP")]
-    assert len(lsuv) == 2 * (len(lm.WORLDS) + len(lm.MESH_2D)) and all(c["outcome"] == lm.IDENTICAL for c in lsuv)
+    # LSUV, weight-norm init and calibration run on every FSDP2-only layout (1-D and HSDP), for every world size
+    for plan in ("lsuv", "wn", "calibrate"):
+        ran = [c for c in committed["cells"] if c["plan"] == plan and c["layout"] in ("FSDP2", "HSDP")]
+        assert len(ran) == 2 * (len(lm.WORLDS) + len(lm.MESH_2D)) and all(c["outcome"] == lm.IDENTICAL for c in ran), plan
 
 
 def test_dtensor_random_ops_differ_from_one_process_where_initlab_does_not(committed: dict) -> None:

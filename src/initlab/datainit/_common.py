@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ __all__ = [
     "snapshot",
     "restore",
     "scale_weight_",
+    "scale_units_",
+    "local_units",
     "output_tensor",
     "replace_output",
     "bias_of",
@@ -185,12 +188,59 @@ def scale_weight_(module: nn.Module, scale: float | torch.Tensor) -> None:
                     "parametrizations (original0 = magnitude) are supported"
                 )
             magnitude = parametrization.original0
-            magnitude.mul_(_unit_view(target, magnitude, scale))
+            _multiply_units_(magnitude, _unit_view(target, magnitude, scale))
         elif isinstance(getattr(target, "weight_g", None), torch.Tensor):
             legacy = target.weight_g
-            legacy.mul_(_unit_view(target, legacy, scale))
+            _multiply_units_(legacy, _unit_view(target, legacy, scale))
         else:
-            target.weight.mul_(_unit_view(target, target.weight, scale))
+            _multiply_units_(target.weight, _unit_view(target, target.weight, scale))
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    module = sys.modules.get("torch.distributed.tensor")
+    dtensor = getattr(module, "DTensor", None) if module is not None else None
+    return dtensor is not None and isinstance(tensor, dtensor)
+
+
+def local_units(tensor: torch.Tensor) -> tuple[torch.Tensor, slice]:
+    """The part of ``tensor`` this process holds, and which rows (units along dim 0) of the whole it is.
+
+    A plain tensor is all of itself. A DTensor parameter of an FSDP2-sharded
+    model (``Shard(0)``, or HSDP's [Replicate, Shard(0)]) holds a run of whole
+    rows: its local shard, written in place, is the rank's part of the
+    parameter, so a per-unit factor is applied to the rows the rank holds.
+    ValueError for a block that does not span every other dimension (tensor
+    parallelism's ``Shard(1)``), whose units are split across ranks.
+    """
+    if not _is_dtensor(tensor):
+        return tensor, slice(0, tensor.shape[0] if tensor.dim() else 1)
+    from initlab.plan.sharded import local_block
+
+    local = tensor.to_local()  # type: ignore[attr-defined]
+    sizes, offsets = local_block(tensor)
+    if tuple(sizes[1:]) != tuple(tensor.shape[1:]):
+        raise ValueError(
+            f"a per-unit factor needs whole rows on every rank, but this rank holds the block {sizes} at "
+            f"{offsets} of a {tuple(tensor.shape)} parameter; shard it along dim 0 only (FSDP2)"
+        )
+    first = offsets[0] if offsets else 0
+    return local, slice(first, first + (sizes[0] if sizes else 1))
+
+
+def _multiply_units_(tensor: torch.Tensor, factor: float | torch.Tensor) -> None:
+    """``tensor *= factor`` (a scalar, or one factor per row broadcast over the others), on the rows held here."""
+    if not isinstance(factor, torch.Tensor):
+        tensor.mul_(factor)
+        return
+    local, rows = local_units(tensor)
+    local.mul_(factor[rows] if factor.dim() and factor.shape[0] > 1 else factor)
+
+
+def scale_units_(vector: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """``vector <- vector * scale + shift`` per unit, in float64 and cast back, on the units held here."""
+    local, rows = local_units(vector)
+    with torch.no_grad():
+        local.copy_((local.double() * scale[rows] + shift[rows]).to(local.dtype))
 
 
 def _unit_view(module: nn.Module, weight: torch.Tensor, scale: float | torch.Tensor) -> Any:

@@ -68,8 +68,8 @@ class CalibrationRow:
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _plain_weights(layers: list[tuple[str, nn.Module]]) -> list[torch.Tensor]:
-    weights = []
+def _check_plain_weights(layers: list[tuple[str, nn.Module]]) -> None:
+    """TypeError for a layer without a weight tensor or with a parametrized (weight-normed) one."""
     for name, module in layers:
         owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
         if parametrize.is_parametrized(owner, "weight") or hasattr(owner, "weight_g"):
@@ -77,8 +77,7 @@ def _plain_weights(layers: list[tuple[str, nn.Module]]) -> list[torch.Tensor]:
                 f"calibrate_gradients: layer {name!r} has a parametrized weight; calibrate the plain model "
                 "or use weight_norm_init"
             )
-        weights.append(scaled_weight(module))
-    return weights
+        scaled_weight(module)
 
 
 def _default_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,35 +99,67 @@ def gradient_ratios(
     """|grad W_k|^2 / |W_k|^2 for every covered layer (see the module docstring for the loss)."""
     chosen = layers if layers is not None else covered_layers(model, "gradient_ratios")
     check_batch(batch, "gradient_ratios")
-    weights = _plain_weights(chosen)
+    _check_plain_weights(chosen)
     with evaluation(model):
-        ratios = _ratios(model, batch, weights, target, loss_fn, seed)
+        ratios = _ratios(model, batch, chosen, target, loss_fn, seed)
     return {name: ratio for (name, _), ratio in zip(chosen, ratios)}
 
 
 def _ratios(
     model: nn.Module,
     batch: Any,
-    weights: list[torch.Tensor],
+    layers: list[tuple[str, nn.Module]],
     target: torch.Tensor | None,
     loss_fn: LossFn | None,
     seed: int,
 ) -> list[float]:
+    """C_k of every layer, with the weights the forward pass used.
+
+    The weight is read when its layer is called: on a plain model that is the
+    parameter itself; on an FSDP2-sharded model it is the gathered weight,
+    whose gradient (and square norm) every rank computes in full from the
+    same global batch, as one process does. A layer never called keeps its
+    parameter (no gradient: C_k = 0).
+    """
+    used: dict[int, torch.Tensor] = {}
+    norms: dict[int, float] = {}
+
+    def record(module: nn.Module, args: Any) -> None:
+        if id(module) not in used:
+            weight = used[id(module)] = scaled_weight(module)
+            norms[id(module)] = float(weight.detach().double().pow(2).sum())
+
+    handles = [module.register_forward_pre_hook(record) for _, module in layers]
+    try:
+        with torch.enable_grad():
+            output = output_tensor(call_model(model, batch))
+    finally:
+        for handle in handles:
+            handle.remove()
     with torch.enable_grad():
-        output = output_tensor(call_model(model, batch))
         if target is not None:
             loss = (loss_fn or _default_loss)(output, target)
         else:
             generator = torch.Generator(device=output.device).manual_seed(seed)
             direction = torch.randn(output.shape, generator=generator, device=output.device, dtype=output.dtype)
             loss = (output * direction).sum() / output.shape[0]
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        keys = list(used)
+        found = torch.autograd.grad(loss, [used[key] for key in keys], allow_unused=True) if keys else ()
+        grads = dict(zip(keys, found))
     ratios = []
-    for weight, grad in zip(weights, grads):
-        norm = float(weight.detach().double().pow(2).sum())
+    for _, module in layers:
+        norm = norms[id(module)] if id(module) in norms else _square_norm(scaled_weight(module))
+        grad = grads.get(id(module))
         grad_norm = 0.0 if grad is None else float(grad.double().pow(2).sum())
         ratios.append(grad_norm / norm if norm > 0 else math.nan)
     return ratios
+
+
+def _square_norm(weight: torch.Tensor) -> float:
+    """|W|^2 in float64 (a DTensor gathered first, so that the sum runs in one process's order)."""
+    full = getattr(weight, "full_tensor", None)
+    values = full() if callable(full) else weight
+    return float(values.detach().double().pow(2).sum())
 
 
 @keyword_only("calibrate_gradients", 3, ("loss_fn",))
@@ -155,7 +186,7 @@ def calibrate_gradients(
         raise TypeError(f"calibrate_gradients: target must be a tensor or None, got {type(target).__name__}")
     layers = covered_layers(model, "calibrate_gradients")
     check_batch(batch, "calibrate_gradients")
-    weights = _plain_weights(layers)
+    _check_plain_weights(layers)
     saved = snapshot([module for _, module in layers])
     totals = [1.0] * len(layers)
     rounds = 0
@@ -163,7 +194,7 @@ def calibrate_gradients(
         with evaluation(model):
             ordered = call_order(model, batch, layers)
             position = {id(module): i for i, (_, module) in enumerate(layers)}
-            before = _ratios(model, batch, weights, target, loss_fn, seed)
+            before = _ratios(model, batch, layers, target, loss_fn, seed)
             current = before
             for _ in range(max_iter):
                 usable = [i for i, c in enumerate(current) if math.isfinite(c) and c > 0]
@@ -176,7 +207,7 @@ def calibrate_gradients(
                 _apply(ordered, position, factors)
                 totals = [t * f for t, f in zip(totals, factors)]
                 rounds += 1
-                current = _ratios(model, batch, weights, target, loss_fn, seed)
+                current = _ratios(model, batch, layers, target, loss_fn, seed)
     except BaseException:
         restore(saved)
         raise

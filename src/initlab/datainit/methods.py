@@ -44,9 +44,9 @@ class Method:
     """One data-driven method: ``function(model, batch[, target], **options) -> DataInitReport``.
 
     ``sharded``: as a plan stage it runs on FSDP2-sharded models (the same
-    scales on every rank from the same batch, checked bit for bit against
-    one process in tests/test_layout_matrix.py); the others train or write
-    per-unit tensors that DTensor parameters do not take, and are refused.
+    scales on every rank from the same all-gathered batch, checked bit for
+    bit against one process in tests/test_plan_dtensor.py and the layout
+    matrix); the others train the model, and are refused there.
     """
 
     name: str
@@ -73,11 +73,12 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "wn", weight_norm_init, "normal(mean=0.0, std=0.05); bias=zeros",
-            "weight-norm data-dependent init (Salimans & Kingma 2016)",
+            "weight-norm data-dependent init (Salimans & Kingma 2016)", sharded=True,
         ),
         Method(
             "calibrate", calibrate_gradients, _AUTO_RULES,
             "auto, then gradient-ratio calibration on a batch (Kraehenbuehl et al. 2016)", uses_target=True,
+            sharded=True,
         ),
         Method(
             "pretrain", layerwise_pretrain, _AUTO_RULES,

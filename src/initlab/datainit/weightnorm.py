@@ -37,6 +37,7 @@ from initlab.datainit._common import (
     output_tensor,
     replace_output,
     restore,
+    scale_units_,
     scale_weight_,
     snapshot,
 )
@@ -128,7 +129,7 @@ def weight_norm_init(
                 scale_weight_(module, fit.scale)
                 bias = bias_of(module)
                 if bias is not None:
-                    bias.copy_((bias.double() * fit.scale + fit.shift).to(bias.dtype))
+                    scale_units_(bias, fit.scale, fit.shift)
             final = _measure_units(model, batch, layers) if verify else {}
     except BaseException:
         restore(saved)

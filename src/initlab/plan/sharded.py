@@ -32,15 +32,16 @@ How a block is filled:
   filled block by block along dim 0, each block from its own child stream,
   intersected with the rank's rows.
 
-Data-driven stages (LSUV, weight-norm init, calibration, pre-training,
-GradInit) measure statistics of forward passes. On a sharded model they run
-on FSDP2-sharded parameters (``fully_shard``, 1-D or HSDP meshes), whose
+Data-driven stages measure statistics of forward passes. The ones
+registered with ``sharded=True`` (LSUV, weight-norm init, calibration) run on
+FSDP2-sharded parameters (``fully_shard``, 1-D or HSDP meshes), whose
 forward passes use the gathered weights, after :func:`gather_batch` has
 all-gathered every rank's batch: each rank measures the statistics of the
-same global batch, so every rank applies the same scales and the gathered
-weights equal a single process's on that batch. Tensor-parallel layers
-(whose outputs are split across ranks) are refused before anything is
-written.
+same global batch in one process's order, so every rank applies the same
+scales and the gathered weights equal a single process's on that batch, bit
+for bit. Tensor-parallel layers (whose outputs are split across ranks) and
+the stages that train (pre-training, GradInit) are refused before anything
+is written.
 """
 
 from __future__ import annotations
@@ -430,7 +431,7 @@ def check_stage_sharding(model: nn.Module, stages: Sequence[Any] = ()) -> None:
     """ValueError unless ``stages`` can run on ``model``'s DTensor parameters.
 
     Every stage must declare ``sharded`` (``initlab.plan.register_stage(...,
-    sharded=True)``: LSUV), and every DTensor parameter must be sharded by
+    sharded=True)``: LSUV, weight-norm init, calibration), and every DTensor parameter must be sharded by
     FSDP2 alone. A data-driven stage measures a layer's output; under FSDP2
     (1-D mesh, or HSDP's [Replicate, Shard]) the forward pass uses the
     gathered weight and every rank sees the whole output of its batch. Under
@@ -440,12 +441,17 @@ def check_stage_sharding(model: nn.Module, stages: Sequence[Any] = ()) -> None:
     from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor, Replicate
 
+    from initlab.plan.stages import get_stage, list_stages
+
     unsupported = [stage.name for stage in stages if not stage.sharded]
     if unsupported:
+        runs = ", ".join(name for name in list_stages() if get_stage(name).sharded) or "none"
         raise ValueError(
-            f"stage {', '.join(unsupported)} cannot run on a model with DTensor parameters: it trains the model or "
-            "writes per-unit tensors that DTensor parameters do not take, so ranks could end with different "
-            "values; run it on one process before sharding, or use a plan whose stages run sharded (lsuv)"
+            f"stage {', '.join(unsupported)} cannot run on a model with DTensor parameters: pretrain and gradinit "
+            "train the model (optimizer steps), and training sharded parameters is the training loop's job "
+            "(gradients reduced across ranks, optimizer state per shard), while other stages run sharded only "
+            "when registered with sharded=True; run it on one process before sharding, or use a plan whose "
+            f"stages run sharded ({runs})"
         )
 
     owners = [module_name for module_name, module in model.named_modules() if isinstance(module, FSDPModule)]
