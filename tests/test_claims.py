@@ -26,6 +26,7 @@ from initlab.lab.claims import (
     run_claims,
 )
 from initlab.lab.claims.runner import load_run, run_one
+from processes import alive, children
 
 CLAIM_IDS = [str(n) for n in range(1, 18)]
 REPRODUCTION_IDS = ["he2015", "glorot2010", "dlai-circles", "matmul100", "mup", "residual-zero", "saxe2014"]
@@ -302,31 +303,6 @@ def test_claims_command_prints_the_table_and_writes_the_report(tmp_path, capsys)
         claims_cmd.run(parser.parse_args(["--quick", "--threads", "0", "--out", str(tmp_path), "--quiet"]))
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    from pathlib import Path
-
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    from pathlib import Path
-
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads the process table from /proc")
 def test_killing_initlab_claims_ends_its_worker_processes_within_seconds(tmp_path) -> None:
@@ -354,17 +330,17 @@ def test_killing_initlab_claims_ends_its_worker_processes_within_seconds(tmp_pat
     try:
         # a claim has finished, so both workers have run their initializer (which starts the watch)
         assert finished.wait(120), "claim 12 did not finish within 120 s"
-        workers = _children(parent.pid)
+        workers = children(parent.pid)
         assert parent.poll() is None and len(workers) >= 2, "the claims run did not start its two workers"
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         killed = time.monotonic()
-        while any(_alive(pid) for pid in workers) and time.monotonic() - killed < 5:
+        while any(alive(pid) for pid in workers) and time.monotonic() - killed < 5:
             time.sleep(0.1)
-        survivors = [pid for pid in workers if _alive(pid)]
+        survivors = [pid for pid in workers if alive(pid)]
         assert survivors == [], f"workers {survivors} outlived the killed claims run by 5 s"
     finally:
         parent.kill()
         for pid in workers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -21,6 +21,7 @@ from initlab.lab.compare import CompareConfig, run_compare
 from initlab.lab.leaderboard import LeaderRow, leaderboard_markdown, write_table
 from initlab.lab.store import LOCK, ResultStore, sweep_lock
 from initlab.plan import register_stage
+from processes import alive
 
 TINY = dict(dataset="circles", dataset_options={"n_samples": 120}, model="mlp:*-8-*:tanh",
             inits=("zeros", "he_normal"), seeds=(0, 1), steps=8, batch_size=None, lr=0.5, executor="inline")
@@ -321,18 +322,6 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 @pytest.mark.slow
 def test_pool_workers_end_within_seconds_of_their_parent_being_killed(tmp_path: Path) -> None:
     import signal
@@ -350,15 +339,15 @@ def test_pool_workers_end_within_seconds_of_their_parent_being_killed(tmp_path: 
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         killed = time.monotonic()
-        while any(_alive(pid) for pid in workers) and time.monotonic() - killed < 10:
+        while any(alive(pid) for pid in workers) and time.monotonic() - killed < 10:
             time.sleep(0.1)
-        survivors = [pid for pid in workers if _alive(pid)]
+        survivors = [pid for pid in workers if alive(pid)]
         assert survivors == [], f"workers {survivors} outlived their killed parent by 10 s"
     finally:
         parent.kill()
         for path in tmp_path.glob("worker-*"):
             pid = int(path.name.split("-")[1])
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, 9)
 
 
