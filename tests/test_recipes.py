@@ -227,6 +227,20 @@ def test_bad_knobs_are_refused_with_the_knobs_that_exist() -> None:
         il.init_model(nn.Linear(4, 4), "t_fixup")
 
 
+def test_knobs_out_of_range_are_refused_before_anything_is_written() -> None:
+    with pytest.raises(ValueError, match=r"knob n_layer .* must be > 0, got -1 \(given in the plan\)"):
+        Plan.parse("gpt2(n_layer=-1)")
+    with pytest.raises(ValueError, match="knob std .* must be > 0, got 0"):
+        Plan.parse("megatron(std=0)")
+    model = NanoGPT(GPTConfig(n_layer=2))
+    model.config.n_layer = 0  # a config value is checked as a given one
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"n_layer .* must be > 0, got 0 \(read from config.n_layer\)"):
+        il.init_model(model, "gpt2")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert str(Plan.parse("vit_jax(head_bias=-2.3)")) == "vit_jax(head_bias=-2.3)"  # a bias may be negative
+
+
 def test_gpt2_materializes_a_meta_model() -> None:
     with torch.device("meta"):
         model = hf_gpt2()

@@ -111,6 +111,19 @@ class Knob:
     config: tuple[str, ...] = ()
     count: Callable[[nn.Module], KnobValue | None] | None = None
     counted: str = ""  # how ``count`` reads it, for describe
+    # the range of a numeric knob: "positive" (> 0: depths, widths, stds), "nonnegative" (>= 0: a
+    # stack that may be absent) or "any" (a bias)
+    sign: str = "positive"
+
+    def check(self, recipe: str, value: KnobValue, where: str) -> None:
+        """ValueError when a numeric value lies outside the knob's range (``where``: given, or read from where)."""
+        if self.kind not in (int, float) or self.sign == "any" or isinstance(value, bool | str):
+            return
+        if value > 0 or (self.sign == "nonnegative" and value == 0):
+            return
+        wanted = "> 0" if self.sign == "positive" else ">= 0"
+        raise ValueError(f"ready plan {recipe}: knob {self.name} ({self.description}) must be {wanted}, "
+                         f"got {value!r} ({where})")
 
     def source(self) -> str:
         """Where the knob comes from, in words."""
@@ -149,6 +162,7 @@ class Recipe:
             if not _fits(value, knob.kind):
                 kind = {bool: "True or False", int: "an integer", float: "a finite number", str: "a name"}[knob.kind]
                 raise ValueError(f"ready plan {self.name}: knob {name} must be {kind}, got {value!r}")
+            knob.check(self.name, value, "given in the plan")
             checked[name] = float(value) if knob.kind is float else value
         return {knob.name: checked[knob.name] for knob in self.knobs if knob.name in checked}
 
@@ -159,16 +173,17 @@ class Recipe:
             if knob.name in knobs:
                 continue
             found = config_value(model, knob.config, knob.kind) if knob.config else None
-            value = found[0] if found is not None else None
+            value, where = found if found is not None else (None, "")
             if value is None and knob.count is not None:
-                value = knob.count(model)
+                value, where = knob.count(model), "counted from the model"
             if value is None:
-                value = knob.default
+                value, where = knob.default, "the default"
             if value is None:
                 raise ValueError(
                     f"ready plan {self.name} needs knob {knob.name} ({knob.description}), which could not be read "
                     f"from the model ({knob.source()}); give it in the plan string: {self.name}({knob.name}=...)"
                 )
+            knob.check(self.name, value, f"read from {where}" if found is not None else where)
             knobs[knob.name] = float(value) if knob.kind is float else value
         return {knob.name: knobs[knob.name] for knob in self.knobs}
 

@@ -56,10 +56,11 @@ def _count_decoder(model: nn.Module) -> int:
 _KNOBS = (
     Knob("encoder_layers", "number of encoder blocks N", int, None,
          config=("encoder_layers", "num_encoder_layers"), count=_count_encoder,
-         counted="the blocks under a module named *encoder* (0 if none)"),
+         counted="the blocks under a module named *encoder* (0 if none)", sign="nonnegative"),
     Knob("decoder_layers", "number of decoder blocks M", int, None,
          config=("decoder_layers", "num_decoder_layers"), count=_count_decoder,
-         counted="the blocks under a module named *decoder*; a model with one unnamed stack is a decoder"),
+         counted="the blocks under a module named *decoder*; a model with one unnamed stack is a decoder",
+         sign="nonnegative"),
 )
 
 

@@ -87,7 +87,7 @@ def _jax_rules(knobs: Mapping[str, Any]) -> Rules:
 VIT_JAX = Recipe(
     name="vit_jax",
     summary="timm ViT (mode 'jax'): Xavier uniform Linears, zero head, MLP biases N(0, 1e-6), LeCun-normal patch conv",
-    knobs=(Knob("head_bias", "the head's bias (0; -log(num_classes) for timm's 'jax_nlhb')", float, 0.0),),
+    knobs=(Knob("head_bias", "the head's bias (0; -log(num_classes) for timm's 'jax_nlhb')", float, 0.0, sign="any"),),
     rules=_jax_rules,
     formulas=(
         ("pos_embed / cls_token, reg_token", "N(0, 0.02^2) cut at +-2 (absolute) / N(0, 1e-6^2)"),
