@@ -49,3 +49,19 @@ def test_a_compare_folder_gets_settings_in_words_the_leaderboard_and_the_curves(
     assert "&lt;b&gt;zeros&lt;/b&gt;" in page and "<b>zeros</b>" not in page  # a crafted name stays text
     assert page.count('<img src="data:image/png;base64,') == 2
     assert "<b>config</b>" not in page  # not the manifest dumped key by key
+
+
+def test_a_crafted_manifest_stays_text_and_odd_types_do_not_crash_the_page(tmp_path: Path) -> None:
+    folder = _compare_folder(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["sweep_id"] = '"><script>alert(1)</script>'
+    manifest["config"]["model"] = "<img src=x onerror=alert(2)>"
+    manifest["inits"] = ["<script>alert(3)</script>"]
+    manifest["timings"] = "not a mapping"
+    manifest["versions"] = ["not", "a", "mapping"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["report", str(folder)]) == 0
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in page.lower() and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "Wall time unknown on ? (? cores)" in page  # fields of the wrong type read as missing

@@ -233,6 +233,13 @@ def _field(data: dict[str, Any], key: str, kind: type) -> Any:
     return value if isinstance(value, kind) else kind()
 
 
+def _wall(seconds: Any) -> str:
+    """Seconds as text, or "unknown" for a missing or non-numeric value (escaped later, with its sentence)."""
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds):
+        return f"{seconds:.0f} s"
+    return "unknown"
+
+
 def _compare_settings(manifest: dict[str, Any]) -> str:
     """The run settings of a compare manifest as sentences."""
     config = _field(manifest, "config", dict)
@@ -250,7 +257,7 @@ def _compare_settings(manifest: dict[str, Any]) -> str:
         f"{len(inits)} inits ({', '.join(map(str, inits))}) x {len(seeds)} seeds "
         f"({', '.join(map(str, seeds[:12]))}{', ...' if len(seeds) > 12 else ''}).",
         "Runs: " + ", ".join(f"{count} {status}" for status, count in counts.items()) + "." if counts else "",
-        f"Wall time {_number(timings.get('wall_seconds'), 0)} s on {versions.get('cpu', '?')} "
+        f"Wall time {_wall(timings.get('wall_seconds'))} on {versions.get('cpu', '?')} "
         f"({versions.get('cpu_count', '?')} cores); initlab {versions.get('initlab', '?')}, "
         f"torch {versions.get('torch', '?')}.",
     ]
