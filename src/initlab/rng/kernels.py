@@ -12,6 +12,7 @@ Importing this module needs numba; :func:`available` says whether it could.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -66,6 +67,10 @@ KERNELS: dict[str, Any] = {}
 if numba is not None:
     _M32 = np.uint64(spec.MASK32)
     _M30 = np.uint64(spec.MASK30)
+    # "numpy" error model: a division by zero would give inf rather than raise, so numba adds
+    # no exception branch to the loops and LLVM can vectorize them (none of the divisors is zero)
+    _jit = functools.partial(njit, error_model="numpy")
+
     _MUL0 = np.uint64(spec.PHILOX_M0)
     _MUL1 = np.uint64(spec.PHILOX_M1)
     _WEYL0 = np.uint64(spec.PHILOX_W0)
@@ -89,7 +94,6 @@ if numba is not None:
     _TWO_M24 = spec.TWO_M24
     _TWO_M30 = spec.TWO_M30
     _TWO_M53 = spec.TWO_M53
-    _NAN32 = np.float32(math.nan)
     _LOG32 = tuple(reversed(spec.LOG_COEFFS_F32))
     _LOG64 = tuple(reversed(spec.LOG_COEFFS_F64))
     _SIN32 = tuple(reversed(spec.SIN_COEFFS_F32))
@@ -115,7 +119,16 @@ if numba is not None:
 
         return signature, codegen
 
-    @njit(inline="always")
+    @intrinsic
+    def _trailing_zeros(typingctx: Any, value: Any) -> Any:
+        signature = types.uint64(types.uint64)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            return builder.cttz(args[0], context.get_constant(types.boolean, True))
+
+        return signature, codegen
+
+    @_jit(inline="always")
     def _philox(c0, c1, c2, c3, k0, k1):
         for _ in range(10):
             product0 = _MUL0 * c0
@@ -130,14 +143,14 @@ if numba is not None:
             k1 = (k1 + _WEYL1) & _M32
         return c0, c1, c2, c3
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _horner(x, reversed_coeffs):
         result = reversed_coeffs[0]
         for index in range(1, len(reversed_coeffs)):
             result = result * x + reversed_coeffs[index]
         return result
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _log_count(count, shift, reversed_coeffs):
         bits = _bits_of(count)
         exponent = (bits >> 52) - 1023
@@ -148,7 +161,7 @@ if numba is not None:
         ratio = (mantissa - 1.0) / (mantissa + 1.0)
         return np.float64(exponent) * _LN2 + ratio * _horner(ratio * ratio, reversed_coeffs)
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _cos_sin(quadrant, phase, sin_coeffs, cos_coeffs):
         square = phase * phase
         sine = phase * _horner(square, sin_coeffs)
@@ -163,7 +176,7 @@ if numba is not None:
         sin_sign = -1.0 if (quadrant >> _U1) == _U1 else 1.0
         return first * cos_sign, second * sin_sign
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _normal_pair32(radius_word, angle_word):
         log_u = _log_count(np.float64(radius_word + _U1), 32, _LOG32)
         radius = math.sqrt(-2.0 * log_u)
@@ -171,7 +184,7 @@ if numba is not None:
         cosine, sine = _cos_sin(angle_word >> _U30, phase, _SIN32, _COS32)
         return radius * cosine, radius * sine
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _normal_pair64(w0, w1, w2, w3):
         count = ((w0 >> _U5) << _U26) + (w1 >> _U6) + _U1
         log_u = _log_count(np.float64(count), 53, _LOG64)
@@ -181,16 +194,16 @@ if numba is not None:
         cosine, sine = _cos_sin(w2 >> _U30, phase, _SIN64, _COS64)
         return radius * cosine, radius * sine
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _uniform53(high_word, low_word):
         return np.float64(((high_word >> _U5) << _U26) + (low_word >> _U6)) * _TWO_M53
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _log_uniform53(high_word, low_word):
         count = ((high_word >> _U5) << _U26) + (low_word >> _U6) + _U1
         return _log_count(np.float64(count), 53, _LOG64)
 
-    @njit
+    @_jit
     def _retry(index, first_attempt, k0, k1, mode, a, b, width, alpha, m2, max_attempts):
         """A standard normal in [a, b] by rejection: attempts first_attempt, ... of element ``index``."""
         element = np.uint64(index)
@@ -215,7 +228,7 @@ if numba is not None:
         return min(max(x, a), b)
 
     # -- stages: words, then values ---------------------------------------------------------
-    @njit(inline="always")
+    @_jit(inline="always")
     def _fill_words(words, first_block, blocks, k0, k1):
         for t in range(blocks):
             block = np.uint64(first_block + t)
@@ -225,35 +238,35 @@ if numba is not None:
             words[4 * t + 2] = w2
             words[4 * t + 3] = w3
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _uniform32_values(dest, words, count, low, span, lo, hi):
         for i in range(count):
             unit = np.float64(np.uint64(words[i]) >> _U8) * _TWO_M24
             dest[i] = min(max(np.float32(low + span * unit), lo), hi)
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _normal32_values(dest, words, count, mean, std):
         for p in range(count // 2):
             z0, z1 = _normal_pair32(np.uint64(words[2 * p]), np.uint64(words[2 * p + 1]))
             dest[2 * p] = np.float32(mean + std * z0)
             dest[2 * p + 1] = np.float32(mean + std * z1)
 
-    @njit(inline="always")
-    def _truncated32_values(dest, words, count, mean, std, lo, hi, a, b):
+    @_jit(inline="always")
+    def _truncated32_values(dest, rejected, words, count, mean, std, lo, hi, a, b):
         for p in range(count // 2):
             z0, z1 = _normal_pair32(np.uint64(words[2 * p]), np.uint64(words[2 * p + 1]))
-            v0 = min(max(np.float32(mean + std * z0), lo), hi)
-            v1 = min(max(np.float32(mean + std * z1), lo), hi)
-            dest[2 * p] = v0 if ((z0 >= a) & (z0 <= b)) else _NAN32
-            dest[2 * p + 1] = v1 if ((z1 >= a) & (z1 <= b)) else _NAN32
+            dest[2 * p] = min(max(np.float32(mean + std * z0), lo), hi)
+            dest[2 * p + 1] = min(max(np.float32(mean + std * z1), lo), hi)
+            rejected[2 * p] = np.uint8(not ((z0 >= a) & (z0 <= b)))
+            rejected[2 * p + 1] = np.uint8(not ((z1 >= a) & (z1 <= b)))
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _uniform64_values(dest, words, count, low, span, lo, hi):
         for i in range(count):
             unit = _uniform53(np.uint64(words[2 * i]), np.uint64(words[2 * i + 1]))
             dest[i] = min(max(low + span * unit, lo), hi)
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _normal64_values(dest, words, count, mean, std):
         for p in range(count // 2):
             z0, z1 = _normal_pair64(
@@ -263,19 +276,19 @@ if numba is not None:
             dest[2 * p] = mean + std * z0
             dest[2 * p + 1] = mean + std * z1
 
-    @njit(inline="always")
-    def _truncated64_values(dest, words, count, mean, std, lo, hi, a, b):
+    @_jit(inline="always")
+    def _truncated64_values(dest, rejected, words, count, mean, std, lo, hi, a, b):
         for p in range(count // 2):
             z0, z1 = _normal_pair64(
                 np.uint64(words[4 * p]), np.uint64(words[4 * p + 1]),
                 np.uint64(words[4 * p + 2]), np.uint64(words[4 * p + 3]),
             )
-            v0 = min(max(mean + std * z0, lo), hi)
-            v1 = min(max(mean + std * z1, lo), hi)
-            dest[2 * p] = v0 if ((z0 >= a) & (z0 <= b)) else math.nan
-            dest[2 * p + 1] = v1 if ((z1 >= a) & (z1 <= b)) else math.nan
+            dest[2 * p] = min(max(mean + std * z0, lo), hi)
+            dest[2 * p + 1] = min(max(mean + std * z1, lo), hi)
+            rejected[2 * p] = np.uint8(not ((z0 >= a) & (z0 <= b)))
+            rejected[2 * p + 1] = np.uint8(not ((z1 >= a) & (z1 <= b)))
 
-    @njit
+    @_jit
     def _retry_values(dest, first_index, count, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         for position in range(count):
             z = sign * _retry(first_index + position, 1, k0, k1, mode, a, b, width, alpha, m2, max_attempts)
@@ -283,30 +296,61 @@ if numba is not None:
             dest[position] = min(max(mean + std * z, lo), hi)
 
     # -- kernels: chunks of whole blocks, dealt round-robin to the threads ------------------
-    @njit
-    def _redraw_rejected(dest, first_index, count, rejected, proposals, k0, k1, mean, std, lo, hi, a, b, max_attempts):
-        """Attempts >= 1 for the NaN-marked elements of dest (normal proposals).
+    @_jit(inline="always")
+    def _rejected_positions(flags, count, base, n, positions):
+        """The positions p < count with flags[p] set and 0 <= base + p < n; returns how many.
 
-        Attempt 1 runs for all of them in one branch-free (vectorizable) loop;
-        the few still outside [a, b] continue one by one.
+        ``flags`` holds one byte per element; it is read eight bytes at a time
+        and the set bytes are found by counting trailing zeros, so the cost is
+        one load per eight elements plus one step per rejected element.
         """
+        for position in range(count, (count + 7) // 8 * 8):
+            flags[position] = 0
+        if base < 0 or base + count > n:  # an edge chunk: elements outside the tensor never count
+            for position in range(count):
+                if base + position < 0 or base + position >= n:
+                    flags[position] = 0
+        words = flags.view(np.uint64)
         found = 0
-        for position in range(count):
-            if math.isnan(dest[position]):
-                rejected[found] = position
+        for group in range((count + 7) // 8):
+            bits = words[group]
+            while bits != _U0:
+                positions[found] = 8 * group + np.int64(_trailing_zeros(bits) >> np.uint64(3))
                 found += 1
-        for r in range(found):
-            element = np.uint64(first_index + rejected[r])
-            w0, w1, w2, w3 = _philox(element & _M32, element >> _U32, _U1, _U1, k0, k1)
-            proposal, _ = _normal_pair64(w0, w1, w2, w3)
-            proposals[r] = proposal
-        for r in range(found):
-            z = proposals[r]
-            if not (z >= a and z <= b):
-                z = _retry(first_index + rejected[r], 2, k0, k1, 0, a, b, 0.0, 0.0, 0.0, max_attempts)
-            dest[rejected[r]] = min(max(mean + std * z, lo), hi)
+                bits &= bits - _U1
+        return found
 
-    @njit(inline="always")
+    @_jit(inline="always")
+    def _redraw_rejected(out, base, first_index, found, positions, proposals, k0, k1, mean, std, lo, hi, a, b, max_attempts):
+        """Attempts 1, 2, ... for the rejected elements out[base + positions[:found]] (normal proposals).
+
+        Each attempt draws the proposals of all elements still pending in one
+        branch-free (vectorizable) loop, then stores the accepted ones and
+        keeps the others for the next attempt. After ``max_attempts`` an
+        element takes its last proposal clamped to [a, b].
+        """
+        attempt = 1
+        while found > 0 and attempt <= max_attempts:
+            counter = np.uint64(attempt)
+            for r in range(found):
+                element = np.uint64(first_index + positions[r])
+                w0, w1, w2, w3 = _philox(element & _M32, element >> _U32, counter, _U1, k0, k1)
+                proposal, _ = _normal_pair64(w0, w1, w2, w3)
+                proposals[r] = proposal
+            pending = 0
+            for r in range(found):
+                z = proposals[r]
+                if z >= a and z <= b:
+                    out[base + positions[r]] = min(max(mean + std * z, lo), hi)
+                elif attempt == max_attempts:
+                    out[base + positions[r]] = min(max(mean + std * min(max(z, a), b), lo), hi)
+                else:
+                    positions[pending] = positions[r]
+                    pending += 1
+            found = pending
+            attempt += 1
+
+    @_jit(inline="always")
     def _chunk_layout(chunk, first, last, start, per_block, n):
         begin = first + chunk * CHUNK_BLOCKS
         blocks = min(begin + CHUNK_BLOCKS, last + 1) - begin
@@ -314,7 +358,7 @@ if numba is not None:
         base = per_block * begin - start
         return begin, blocks, count, base, (base >= 0 and base + count <= n)
 
-    @njit(inline="always")
+    @_jit(inline="always")
     def _copy_in_range(out, values, base, count):
         n = out.shape[0]
         for position in range(count):
@@ -327,7 +371,7 @@ if numba is not None:
     # value routine, cached on disk. Made by a factory they would be closures,
     # which numba's on-disk cache does not keep, and every process would pay
     # the compile again.
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _uniform_kernel32(out, start, threads, k0, k1, low, span, lo, hi):
         per_block = 4
         n = out.shape[0]
@@ -347,7 +391,7 @@ if numba is not None:
                 if not direct:
                     _copy_in_range(out, dest, base, count)
 
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _normal_kernel32(out, start, threads, k0, k1, mean, std):
         per_block = 4
         n = out.shape[0]
@@ -367,7 +411,7 @@ if numba is not None:
                 if not direct:
                     _copy_in_range(out, dest, base, count)
 
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _truncated_kernel32(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         per_block = 4
         n = out.shape[0]
@@ -377,10 +421,13 @@ if numba is not None:
         threads = min(threads, chunks)
         scratch_words = np.empty((threads, 4 * CHUNK_BLOCKS), dtype=np.uint32)
         scratch_values = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=out.dtype)
-        scratch_rejected = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.int64)
+        scratch_flags = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.uint8)
+        scratch_positions = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.int64)
         scratch_proposals = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.float64)
         for thread in prange(threads):
             words = scratch_words[thread]
+            flags = scratch_flags[thread]
+            positions = scratch_positions[thread]
             for chunk in range(thread, chunks, threads):
                 begin, blocks, count, base, direct = _chunk_layout(chunk, first, last, start, per_block, n)
                 lo_pos = max(base, 0)
@@ -390,12 +437,13 @@ if numba is not None:
                     continue
                 dest = out[base : base + count] if direct else scratch_values[thread, :count]
                 _fill_words(words, begin, blocks, k0, k1)
-                _truncated32_values(dest, words, count, mean, std, lo, hi, a, b)
+                _truncated32_values(dest, flags, words, count, mean, std, lo, hi, a, b)
                 if not direct:
                     _copy_in_range(out, dest, base, count)
-                _redraw_rejected(out[lo_pos:hi_pos], start + lo_pos, hi_pos - lo_pos, scratch_rejected[thread], scratch_proposals[thread], k0, k1, mean, std, lo, hi, a, b, max_attempts)
+                found = _rejected_positions(flags, count, base, n, positions)
+                _redraw_rejected(out, base, start + base, found, positions, scratch_proposals[thread], k0, k1, mean, std, lo, hi, a, b, max_attempts)
 
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _uniform_kernel64(out, start, threads, k0, k1, low, span, lo, hi):
         per_block = 2
         n = out.shape[0]
@@ -415,7 +463,7 @@ if numba is not None:
                 if not direct:
                     _copy_in_range(out, dest, base, count)
 
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _normal_kernel64(out, start, threads, k0, k1, mean, std):
         per_block = 2
         n = out.shape[0]
@@ -435,7 +483,7 @@ if numba is not None:
                 if not direct:
                     _copy_in_range(out, dest, base, count)
 
-    @njit(parallel=True, cache=True)
+    @_jit(parallel=True, cache=True)
     def _truncated_kernel64(out, start, threads, k0, k1, mean, std, lo, hi, mode, a, b, width, alpha, m2, sign, max_attempts):
         per_block = 2
         n = out.shape[0]
@@ -445,10 +493,13 @@ if numba is not None:
         threads = min(threads, chunks)
         scratch_words = np.empty((threads, 4 * CHUNK_BLOCKS), dtype=np.uint32)
         scratch_values = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=out.dtype)
-        scratch_rejected = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.int64)
+        scratch_flags = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.uint8)
+        scratch_positions = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.int64)
         scratch_proposals = np.empty((threads, per_block * CHUNK_BLOCKS), dtype=np.float64)
         for thread in prange(threads):
             words = scratch_words[thread]
+            flags = scratch_flags[thread]
+            positions = scratch_positions[thread]
             for chunk in range(thread, chunks, threads):
                 begin, blocks, count, base, direct = _chunk_layout(chunk, first, last, start, per_block, n)
                 lo_pos = max(base, 0)
@@ -458,10 +509,11 @@ if numba is not None:
                     continue
                 dest = out[base : base + count] if direct else scratch_values[thread, :count]
                 _fill_words(words, begin, blocks, k0, k1)
-                _truncated64_values(dest, words, count, mean, std, lo, hi, a, b)
+                _truncated64_values(dest, flags, words, count, mean, std, lo, hi, a, b)
                 if not direct:
                     _copy_in_range(out, dest, base, count)
-                _redraw_rejected(out[lo_pos:hi_pos], start + lo_pos, hi_pos - lo_pos, scratch_rejected[thread], scratch_proposals[thread], k0, k1, mean, std, lo, hi, a, b, max_attempts)
+                found = _rejected_positions(flags, count, base, n, positions)
+                _redraw_rejected(out, base, start + base, found, positions, scratch_proposals[thread], k0, k1, mean, std, lo, hi, a, b, max_attempts)
 
     KERNELS.update(
         uniform32=_uniform_kernel32,
