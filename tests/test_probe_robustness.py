@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -316,3 +317,27 @@ def test_bfloat16_models_and_integer_inputs_are_measured_without_errors() -> Non
     assert tokens.names == ["embed", "up", "act"]
     assert tokens["up"].shape == (6, 4, 12) and tokens["up"].symmetric_groups == ()
     assert tokens["act"].activation == "gelu"
+
+
+
+@pytest.mark.parametrize("size", [10, 40_000])
+@pytest.mark.parametrize("poison", [False, True])
+def test_update_size_is_the_sum_of_squares_of_the_finite_changes(size: int, poison: bool) -> None:
+    # 40 000 values take the compiled one-pass route on the CPU (when numba is installed), 10 the PyTorch one
+    from initlab.probe.collector import PARAM, ParamState
+
+    generator = torch.Generator().manual_seed(1)
+    parameter = nn.Parameter(torch.randn(size, generator=generator))
+    state = ParamState("w", "weight", parameter, torch.zeros(PARAM.SIZE, dtype=torch.float64))
+    before = parameter.detach().clone()
+    state.snapshot = before.clone()
+    with torch.no_grad():
+        parameter.add_(torch.randn(size, generator=generator), alpha=0.01)
+        if poison:
+            parameter[:3] = torch.tensor([math.nan, math.inf, -math.inf])
+    state.add_update()
+    change = (before - parameter.detach()).double()
+    expected = float(change[torch.isfinite(change)].square().sum())
+    assert state.acc[PARAM.UPDATES].item() == 1.0
+    assert state.acc[PARAM.UPDATE_SUMSQ].item() == pytest.approx(expected, rel=1e-5)
+    assert state.snapshot is None

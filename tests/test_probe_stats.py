@@ -420,3 +420,26 @@ def test_compiled_moments_equal_the_pytorch_sums(poison: float | None) -> None:
     assert total == pytest.approx(expected[1], rel=1e-12)
     assert squares == pytest.approx(expected[2], rel=1e-12)
     assert (low, high) == (expected[3], -expected[4])
+
+
+def test_host_records_equal_the_device_records_of_the_same_rows() -> None:
+    # on the CPU a row's record is packed with NumPy; the torch path (any device) must give the same numbers
+    from initlab.probe import build
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 300), nn.Tanh(), nn.Linear(300, 3))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(80, 64), torch.randint(0, 3, (80,))
+    with il.Probe(net, every=1, optimizer=optimizer) as session:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        net(x)  # the next step's forward: its rows are the ones compared
+        rows = list(session._collector.iter_recorded())
+        assert len(rows) == 5
+        for row in rows:
+            host, _ = build.record_of(row)
+            device = build._device_record(row)
+            build._split_finite(device, row, row.hist[row.bins.nan_slot])
+            assert host.shape == device.shape
+            assert torch.allclose(host, device, rtol=1e-6, atol=1e-9), row.info.name

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from initlab.probe.collector import ACC, PARAM, Collector, RowState
+from initlab.probe.collector import (
+    ACC,
+    HOST_DEVICES,
+    PARAM,
+    Collector,
+    ParamState,
+    RowState,
+    host_moments,
+)
 from initlab.probe.expected import ChainRow, expected_stds, mean_field_predictions
 from initlab.probe.layers import LayerInfo
 from initlab.probe.remedies import attach_remedies
@@ -40,6 +48,56 @@ def record_size(row: RowState) -> int:
 def record_of(row: RowState) -> tuple[torch.Tensor, torch.Tensor]:
     """(record vector, histogram) of a row's current sums, on the row's device (no sync)."""
     assert row.acc is not None and row.hist is not None
+    if row.host is not None and row.hist.device.type in HOST_DEVICES and all(_on_host(param) for param in row.params):
+        record = _host_record(row)
+        _split_finite(record.numpy(), row, row.hist.numpy()[row.bins.nan_slot])
+        return record, row.hist
+    record = _device_record(row)
+    _split_finite(record, row, row.hist[row.bins.nan_slot])
+    return record, row.hist
+
+
+def _split_finite(record: Any, row: RowState, nonfinite: Any) -> None:
+    """Finite and non-finite output counts from the histogram's non-finite slot (the hooks leave them to it)."""
+    record[ACC.NONFINITE] = nonfinite
+    record[ACC.FINITE] = record[ACC.N] - nonfinite
+    if row.info.saturating:
+        record[ACC.SATURATION_N] = record[ACC.FINITE]
+
+
+def _on_host(param: ParamState) -> bool:
+    values = param.parameter
+    return param.host is not None and values.device.type in HOST_DEVICES and values.dtype in (torch.float32, torch.float64)
+
+
+def _host_record(row: RowState) -> torch.Tensor:
+    """The record of a row whose sums and parameters are all in host memory: NumPy, no torch dispatch.
+
+    The same entries as :func:`_device_record`; the weight sums are float64
+    (the device path squares float32 weights in float32).
+    """
+    assert row.host is not None
+    record = np.empty(record_size(row))
+    record[: ACC.SIZE] = row.host
+    if row.active is not None:
+        active = row.active.numpy()
+        record[_DEAD] = float(active.size - np.count_nonzero(active))
+        record[_DEAD + 1] = float(active.size)
+    else:
+        record[_DEAD : _DEAD + 2] = (0.0, -1.0)
+    start = _PARAM_START
+    for param in row.params:
+        assert param.host is not None
+        _, total, squares, _, _ = host_moments(param.parameter.detach(), bounds=False)
+        record[start : start + PARAM.SIZE] = param.host
+        record[start + _WEIGHT : start + _PARAM_WIDTH] = (total, squares, float(param.parameter.numel()))
+        start += _PARAM_WIDTH
+    return torch.from_numpy(record)
+
+
+def _device_record(row: RowState) -> torch.Tensor:
+    """The record of a row from torch operations on its device (no host read)."""
+    assert row.acc is not None
     device = row.acc.device
     parts = [row.acc]
     if row.active is not None:
@@ -62,14 +120,7 @@ def record_of(row: RowState) -> tuple[torch.Tensor, torch.Tensor]:
         )
         parts.append(param.acc.to(device))
         parts.append(moments.to(device))
-    record = torch.cat(parts)
-    # the forward hooks leave the finite/non-finite split to the histogram's non-finite slot
-    nonfinite = row.hist[row.bins.nan_slot]
-    record[ACC.NONFINITE] = nonfinite
-    record[ACC.FINITE] = record[ACC.N] - nonfinite
-    if row.info.saturating:
-        record[ACC.SATURATION_N] = record[ACC.FINITE]
-    return record, row.hist
+    return torch.cat(parts)
 
 
 def to_host(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:

@@ -281,7 +281,16 @@ class ParamState:
         """Add the sum of squares of (parameter - snapshot) and drop the snapshot."""
         if self.snapshot is None:
             return
-        change = torch.sub(self.snapshot, self.parameter.detach(), out=self.snapshot)
+        current = self.parameter.detach()
+        kernels = compiled_kernels(current) if self.host is not None else None
+        if kernels is not None and self.snapshot.dtype == current.dtype and self.snapshot.is_contiguous():
+            # one pass over both, no difference tensor written; a non-finite change stays non-finite
+            squares = kernels.squared_distance(self.snapshot.reshape(-1).numpy(), current.reshape(-1).numpy())
+            self.host[PARAM.UPDATE_SUMSQ] += squares if math.isfinite(squares) else _finite_change_sumsq(self.snapshot, current)
+            self.host[PARAM.UPDATES] += 1.0
+            self.snapshot = None
+            return
+        change = torch.sub(self.snapshot, current, out=self.snapshot)
         if self.host is not None and change.device.type in HOST_DEVICES:
             self.host[PARAM.UPDATE_SUMSQ] += host_moments(change, bounds=False)[2]
             self.host[PARAM.UPDATES] += 1.0
@@ -291,6 +300,12 @@ class ParamState:
                 torch.stack([change.square().sum(), change.new_full((), 1.0)])
             )
         self.snapshot = None
+
+
+def _finite_change_sumsq(snapshot: torch.Tensor, current: torch.Tensor) -> float:
+    """Sum of squares of the finite entries of snapshot - current (the path of a change with NaN or inf)."""
+    change = torch.sub(snapshot, current, out=snapshot)
+    return host_moments(change, bounds=False)[2]
 
 
 @dataclass(eq=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["sums", "finite_sums", "finite_bounds", "bounds", "count_bins"]
+__all__ = ["sums", "squared_distance", "finite_sums", "finite_bounds", "bounds", "count_bins"]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -29,6 +29,16 @@ def sums(values: np.ndarray) -> tuple[float, float]:
         total += value
         squares += value * value
     return total, squares
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def squared_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Sum of (first - second)**2 in float64 (the difference taken in the arrays' dtype), in one pass."""
+    total = 0.0
+    for i in range(first.shape[0]):
+        change = np.float64(first[i] - second[i])
+        total += change * change
+    return total
 
 
 @njit(cache=True)
