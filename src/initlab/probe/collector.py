@@ -282,12 +282,13 @@ class ParamState:
         if self.snapshot is None:
             return
         current = self.parameter.detach()
-        kernels = compiled_kernels(current) if self.host is not None else None
-        if kernels is not None and self.snapshot.dtype == current.dtype and self.snapshot.is_contiguous():
+        host = self.host
+        kernels = compiled_kernels(current) if host is not None else None
+        if host is not None and kernels is not None and self.snapshot.dtype == current.dtype and self.snapshot.is_contiguous():
             # one pass over both, no difference tensor written; a non-finite change stays non-finite
             squares = kernels.squared_distance(self.snapshot.reshape(-1).numpy(), current.reshape(-1).numpy())
-            self.host[PARAM.UPDATE_SUMSQ] += squares if math.isfinite(squares) else _finite_change_sumsq(self.snapshot, current)
-            self.host[PARAM.UPDATES] += 1.0
+            host[PARAM.UPDATE_SUMSQ] += squares if math.isfinite(squares) else _finite_change_sumsq(self.snapshot, current)
+            host[PARAM.UPDATES] += 1.0
             self.snapshot = None
             return
         change = torch.sub(self.snapshot, current, out=self.snapshot)
