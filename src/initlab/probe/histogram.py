@@ -56,11 +56,22 @@ def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
     """
     if (
         values.numel() < COMPILED_MIN
+        or values.is_cuda
+        or values.dtype not in _COMPILED_DTYPES
         or values.device.type != "cpu"
-        or values.dtype not in (torch.float32, torch.float64)
         or not values.is_contiguous()
-        or not _numba_installed()
     ):
+        return None
+    return _kernels_module()
+
+
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _kernels_module() -> ModuleType | None:
+    """:mod:`initlab.probe.kernels`, imported once (None without numba); every hook asks, so the answer is kept."""
+    if not _numba_installed():
         return None
     from initlab.probe import kernels
 
