@@ -205,7 +205,7 @@ def host_moments(values: torch.Tensor, *, bounds: bool) -> tuple[float, float, f
     flat = values.reshape(-1)
     kernels = compiled_kernels(flat)
     if kernels is not None:
-        return _compiled_moments(kernels, flat.numpy(), bounds)
+        return _compiled_moments(kernels, flat, bounds)
     scratch, _ = cpu_scratch(torch.float64, min(flat.numel(), CPU_CHUNK))
     total = squares = 0.0
     for start in range(0, flat.numel(), CPU_CHUNK):
@@ -227,11 +227,20 @@ def host_moments(values: torch.Tensor, *, bounds: bool) -> tuple[float, float, f
     return count, total, squares, low, -negated_high
 
 
-def _compiled_moments(kernels: Any, array: np.ndarray, bounds: bool) -> tuple[float, float, float, float, float]:
-    """:func:`host_moments` by the compiled kernels: one vectorised pass, a second one for the bounds."""
+def _compiled_moments(kernels: Any, flat: torch.Tensor, bounds: bool) -> tuple[float, float, float, float, float]:
+    """:func:`host_moments` by the compiled kernels: one vectorised pass, a second one for the bounds.
+
+    Without NaN or inf (a finite sum says so) the bounds come from torch's
+    ``aminmax``, whose vector code is several times faster than a compiled
+    scalar loop.
+    """
+    array = flat.numpy()
     total, squares = kernels.sums(array)
     if math.isfinite(total) and math.isfinite(squares):
-        low, high = kernels.finite_bounds(array) if bounds else (math.nan, math.nan)
+        low = high = math.nan
+        if bounds:
+            extremes = torch.aminmax(flat)
+            low, high = extremes.min.item(), extremes.max.item()
         return float(array.shape[0]), total, squares, low, high
     count, total, squares = kernels.finite_sums(array)
     low, high = kernels.bounds(array) if bounds else (math.nan, math.nan)
