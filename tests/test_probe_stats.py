@@ -443,3 +443,36 @@ def test_host_records_equal_the_device_records_of_the_same_rows() -> None:
             build._split_finite(device, row, row.hist[row.bins.nan_slot])
             assert host.shape == device.shape
             assert torch.allclose(host, device, rtol=1e-6, atol=1e-9), row.info.name
+
+
+@needs_numba
+def test_histograms_counted_from_several_threads_at_once_and_on_any_thread_count_agree() -> None:
+    # nn.DataParallel calls hooks from several threads: the parallel count is taken by one at a time
+    import threading
+
+    from initlab.probe.histogram import PARALLEL_MIN
+
+    generator = torch.Generator().manual_seed(3)
+    tensors = [torch.randn(PARALLEL_MIN * 3 + 17, generator=generator) * 10.0 ** (k - 2) for k in range(4)]
+    alone = [DEFAULT_BINS.count(values).numpy() for values in tensors]
+    # pieces below PARALLEL_MIN (and above COMPILED_MIN) go through the one-thread compiled count
+    pieces = [sum(DEFAULT_BINS.count(piece).numpy() for piece in values.split(20_000)) for values in tensors]
+    assert all(np.array_equal(a, b) for a, b in zip(alone, pieces))
+    before = il.rng.get_threads()
+    try:
+        il.rng.set_threads(1)
+        assert all(np.array_equal(DEFAULT_BINS.count(v).numpy(), a) for v, a in zip(tensors, alone))
+    finally:
+        il.rng.set_threads(before)
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(index: int) -> None:
+        results[index] = [DEFAULT_BINS.count(tensors[index]).numpy() for _ in range(20)]
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index in range(4):
+        assert all(np.array_equal(counts, alone[index]) for counts in results[index])

@@ -40,7 +40,10 @@ CPU_CHUNK = 1 << 18  # values binned per pass on the CPU: 1 MiB of float32 scrat
 # from this many values a CPU tensor goes through the compiled kernels: below it, a kernel call
 # costs more than the few PyTorch operations, and small models never import numba
 COMPILED_MIN = 1 << 14
+# from this many values a CPU histogram is counted on all of numba's threads
+PARALLEL_MIN = 1 << 16
 _scratch = threading.local()
+_parallel_slot = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -178,10 +181,16 @@ class HistogramBins:
             table = bin_table(self, flat.dtype)
             array = flat.numpy()
             bits = array.view(np.int32 if array.dtype == np.float32 else np.int64)
-            kernels.count_bins(
-                bits, table.magnitude_mask, table.shift, table.base, table.below_edge, table.fold,
-                counts.numpy(),
-            )
+            arguments = (bits, table.magnitude_mask, table.shift, table.base, table.below_edge, table.fold, counts.numpy())
+            # large tensors are split over numba's threads, one call at a time: a hook called from
+            # several threads at once (nn.DataParallel) counts serially rather than nest parallel regions
+            if flat.numel() >= PARALLEL_MIN and _parallel_slot.acquire(blocking=False):
+                try:
+                    kernels.count_bins_parallel(*arguments, kernels.threads())
+                finally:
+                    _parallel_slot.release()
+            else:
+                kernels.count_bins(*arguments)
             return
         if flat.device.type != "cpu":
             index = self._bin_index_(flat.abs(), flat).long()

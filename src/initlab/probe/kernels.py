@@ -13,10 +13,11 @@ on first use only.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-__all__ = ["sums", "squared_distance", "finite_sums", "bounds", "count_bins"]
+__all__ = ["sums", "squared_distance", "finite_sums", "bounds", "count_bins", "count_bins_parallel", "threads"]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -69,6 +70,23 @@ def bounds(values: np.ndarray) -> tuple[float, float]:
     return low, high
 
 
+@njit(inline="always", error_model="numpy")
+def _count_range(bits, first, stop, magnitude_mask, shift, base, below_edge, width, local):
+    """Add 1 to ``local[slot]`` for each of bits[first:stop] (slot = k, or width + k when negative)."""
+    # unsigned indices: numba adds no wrap-around test for negative ones, which makes the loop 1.5x faster
+    mask = np.uint64(magnitude_mask)
+    cell_shift = np.uint64(shift)
+    zero = np.uint64(0)
+    one = np.uint64(1)
+    offset = np.uint64(width)
+    for i in range(first, stop):
+        word = bits[i]
+        magnitude = np.uint64(word) & mask
+        cell = magnitude >> cell_shift
+        k = np.uint64(base[cell]) + (one if np.int64(magnitude) > below_edge[cell] else zero)
+        local[k + (offset if word < 0 else zero)] += 1
+
+
 @njit(cache=True, error_model="numpy")
 def count_bins(
     bits: np.ndarray,
@@ -88,18 +106,41 @@ def count_bins(
     ``fold`` maps (k, sign) to the signed bin (see
     :func:`initlab.probe.histogram.bin_table`).
     """
-    # unsigned indices: numba adds no wrap-around test for negative ones, which makes the loop 1.5x faster
-    width = np.uint64(fold.shape[0] // 2)
-    mask = np.uint64(magnitude_mask)
-    cell_shift = np.uint64(shift)
-    zero = np.uint64(0)
-    one = np.uint64(1)
     local = np.zeros(fold.shape[0], dtype=np.int64)
-    for i in range(bits.shape[0]):
-        word = bits[i]
-        magnitude = np.uint64(word) & mask
-        cell = magnitude >> cell_shift
-        k = np.uint64(base[cell]) + (one if np.int64(magnitude) > below_edge[cell] else zero)
-        local[k + (width if word < 0 else zero)] += 1
+    _count_range(bits, 0, bits.shape[0], magnitude_mask, shift, base, below_edge, fold.shape[0] // 2, local)
     for slot in range(fold.shape[0]):
         counts[fold[slot]] += local[slot]
+
+
+def threads() -> int:
+    """The number of threads numba runs parallel loops on (``initlab.rng.set_threads`` sets it)."""
+    return int(numba.get_num_threads())
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def count_bins_parallel(
+    bits: np.ndarray,
+    magnitude_mask: int,
+    shift: int,
+    base: np.ndarray,
+    below_edge: np.ndarray,
+    fold: np.ndarray,
+    counts: np.ndarray,
+    parts: int,
+) -> None:
+    """:func:`count_bins` in ``parts`` contiguous parts, each with its own local count, on numba's threads.
+
+    Counts are integers, so the result does not depend on how the values
+    are split.
+    """
+    n = bits.shape[0]
+    size = (n + parts - 1) // parts
+    local = np.zeros((parts, fold.shape[0]), dtype=np.int64)
+    for part in prange(parts):
+        _count_range(
+            bits, part * size, min(n, (part + 1) * size), magnitude_mask, shift, base, below_edge,
+            fold.shape[0] // 2, local[part],
+        )
+    for part in range(parts):
+        for slot in range(fold.shape[0]):
+            counts[fold[slot]] += local[part, slot]
