@@ -8,6 +8,8 @@ step (forward, backward, SGD step) is timed
   cosine on every 10th recorded step), the others pay one attribute check per
   hook;
 * probe every=1 -- every step recorded (the worst case);
+* the same with every histogram counted on one thread, for the side-by-side
+  with the count on numba's threads (tensors of ``PARALLEL_MIN`` values or more);
 
 in interleaved rounds on the same model and batch, and the median step time of
 each is divided by the plain one. Memory: a probe (every=1, history 200) runs
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 import initlab as il
+from initlab.probe import histogram
 from timing import MIN_REPEATS, Timing, interleaved, machine_line, uptime_line
 
 
@@ -98,6 +101,7 @@ def overhead(
         "plain": loop(model, step, steps, None, optimizer),
         "probe every=10": loop(model, step, steps, 10, optimizer),
         "probe every=1": loop(model, step, steps, 1, optimizer),
+        SERIAL: one_thread_histograms(loop(model, step, steps, 1, optimizer)),
     }
     for every in (None, 10, 1):
         loop(model, step, 10, every, optimizer)()  # warm-up, untimed: compiled kernels, buffers, caches
@@ -113,7 +117,26 @@ def overhead(
         print(f"  {key:18s} {ratio:5.2f}x plain   {timing.line(1e3 / per, 'ms' + ('/step' if per > 1 else ''))}")
     recorded = timings["probe every=1"].median / plain
     print(f"  component: one recorded step = {recorded:.2f}x one plain step (every=1 loop / plain loop)")
+    serial = timings[SERIAL].median / plain
+    print(f"  component: with one-thread histograms (the count before it used numba's threads) = {serial:.2f}x")
     return timings
+
+
+SERIAL = "every=1, 1-thread hist"
+
+
+def one_thread_histograms(run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` with every histogram counted on one thread (``PARALLEL_MIN`` out of reach), for the side-by-side."""
+
+    def serial() -> None:
+        before = histogram.PARALLEL_MIN
+        histogram.PARALLEL_MIN = 1 << 62
+        try:
+            run()
+        finally:
+            histogram.PARALLEL_MIN = before
+
+    return serial
 
 
 def rss_bytes() -> int:
@@ -232,13 +255,14 @@ def write(
         "**Component**: one recorded step against one plain step, read from the every=1 loop; "
         "the audit is one call on one batch.",
         "",
-        "| model | plain loop (end to end) | probe every=10 (end to end) | recorded step (component, every=1) | audit (one batch, end to end) |",
-        "|---|---|---|---|---|",
+        "| model | plain loop (end to end) | probe every=10 (end to end) | recorded step (component, every=1) "
+        "| recorded step, one-thread histograms (component) | audit (one batch, end to end) |",
+        "|---|---|---|---|---|---|",
     ]
     for label, times in models:
         plain = times["plain"]
         cells = [f"{plain.median / steps * 1e3:.1f} ms/step (spread {100 * plain.spread:.0f}%)"]
-        for key in ("probe every=10", "probe every=1", "audit (one batch)"):
+        for key in ("probe every=10", "probe every=1", SERIAL, "audit (one batch)"):
             scale = steps if key == "audit (one batch)" else 1  # one audit call against one plain step
             cells.append(f"{times[key].median / plain.median * scale:.2f}x (spread {100 * times[key].spread:.0f}%)")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
