@@ -48,6 +48,37 @@ def hf_bert() -> nn.Module:
     return transformers.BertForMaskedLM(config)
 
 
+def hf_mistral() -> nn.Module:
+    """MistralForCausalLM, 2 blocks of width 64, grouped-query attention, sliding window: LLaMA's init."""
+    import transformers
+
+    config = transformers.MistralConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                                        sliding_window=16, initializer_range=0.025, pad_token_id=0,
+                                        bos_token_id=1, eos_token_id=2)
+    return transformers.MistralForCausalLM(config)
+
+
+def hf_qwen2() -> nn.Module:
+    """Qwen2ForCausalLM, 2 blocks of width 64: LLaMA's init, with biases on q, k and v."""
+    import transformers
+
+    config = transformers.Qwen2Config(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                                      initializer_range=0.02, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return transformers.Qwen2ForCausalLM(config)
+
+
+def hf_roberta() -> nn.Module:
+    """RobertaForMaskedLM, 2 layers of width 64: BERT's init, padding rows in the word and position embeddings."""
+    import transformers
+
+    config = transformers.RobertaConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
+                                        num_attention_heads=4, vocab_size=VOCAB, max_position_embeddings=CONTEXT + 2,
+                                        pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    return transformers.RobertaForMaskedLM(config)
+
+
 # -- comparing two inits --------------------------------------------------------------------------
 Z = 5.0  # standard errors allowed for the std, mean and tail fractions (two-sided p ~ 6e-7 per check)
 KS_ALPHA = 1e-6  # two-sample Kolmogorov-Smirnov level per parameter

@@ -38,6 +38,9 @@ from recipe_models import (
     hf_bert,
     hf_gpt2,
     hf_llama,
+    hf_mistral,
+    hf_qwen2,
+    hf_roberta,
     megatron_reference,
     nanogpt_reference,
     pooled,
@@ -78,8 +81,12 @@ def _library(build: Callable[[], nn.Module], init: Callable[[nn.Module], nn.Modu
 
 
 # -- against the library itself ---------------------------------------------------------------------
-@pytest.mark.parametrize(("build", "plan"), [(hf_gpt2, "gpt2"), (hf_llama, "llama"), (hf_bert, "bert")],
-                         ids=["gpt2", "llama", "bert"])
+@pytest.mark.parametrize(
+    ("build", "plan"),
+    [(hf_gpt2, "gpt2"), (hf_llama, "llama"), (hf_bert, "bert"), (hf_mistral, "llama"), (hf_qwen2, "llama"),
+     (hf_roberta, "bert")],
+    ids=["gpt2", "llama", "bert", "mistral", "qwen2", "roberta"],
+)
 def test_recipe_draws_what_transformers_draws(build: Callable[[], nn.Module], plan: str) -> None:
     assert_same_init(pooled(_ours(build, plan), SEEDS), pooled(_library(build), SEEDS))
 

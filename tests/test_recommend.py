@@ -14,7 +14,18 @@ from torch import nn
 import initlab as il
 from initlab.cli.main import main
 from initlab.plan.advice import ADVICE, DEEP_LAYERS, FAMILIES
-from recipe_models import GPTConfig, NanoGPT, ResNet, ViT, hf_bert, hf_gpt2, hf_llama
+from recipe_models import (
+    GPTConfig,
+    NanoGPT,
+    ResNet,
+    ViT,
+    hf_bert,
+    hf_gpt2,
+    hf_llama,
+    hf_mistral,
+    hf_qwen2,
+    hf_roberta,
+)
 
 # (lab model spec, kind it is); transformers and recurrent nets are built in tests/test_guide.py, the
 # families' models in FAMILY_MODELS below
@@ -110,6 +121,19 @@ def test_a_model_of_a_family_gets_its_ready_plan_and_the_plan_covers_every_param
     # the recipe redrew every weight matrix and embedding (norms and biases may keep their 1 and 0)
     kept = [name for name, p in model.named_parameters() if p.dim() >= 2 and torch.equal(p, before[name])]
     assert kept == []
+
+
+@pytest.mark.parametrize(("build", "kind"), [(hf_mistral, "llama"), (hf_qwen2, "llama"), (hf_roberta, "bert")],
+                         ids=["mistral", "qwen2", "roberta"])
+def test_models_transformers_initialises_as_a_family_get_that_familys_plan(
+    build: Callable[[], nn.Module], kind: str
+) -> None:
+    model = _hf(build)()
+    advice = il.recommend(model)
+    assert (advice.kind, advice.plan, advice.traits.family) == (kind, kind, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not il.init_model(model, plan=advice.plan, seed=0, strict=True).warnings
 
 
 def test_the_gpt2_row_reads_nanogpt_names_and_its_plan_scales_c_proj_by_depth() -> None:

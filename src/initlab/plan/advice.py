@@ -15,10 +15,10 @@ In order (kind: question -> plan):
 - lstm: LSTM layers? -> ``orthogonal; forget_bias=ones``
 - recurrent: RNN / GRU layers? -> ``orthogonal``
 - gpt2: GPT-2 (transformers GPT2 or nanoGPT names)? -> ``gpt2``
-- llama: LLaMA (transformers Llama classes)? -> ``llama``
+- llama: LLaMA, Mistral or Qwen2 (transformers classes)? -> ``llama``
 - vit_timm: a timm-style VisionTransformer? -> ``vit_timm``
 - transformer_pre_norm: attention, norm before each sublayer? -> ``auto``
-- bert: BERT (transformers Bert classes)? -> ``bert``
+- bert: BERT or RoBERTa (transformers classes)? -> ``bert``
 - transformer_post_norm: attention, norm after each addition? -> ``glorot``
 - resnet: a torchvision-style ResNet? -> ``resnet``
 - resnet_norm: residual blocks with norm layers? -> ``he``
@@ -156,12 +156,12 @@ ADVICE: tuple[Advice, ...] = (
         lambda t: t.family == "gpt2",
     ),
     Advice(
-        "llama", "LLaMA (Hugging Face transformers)", "LLaMA (transformers Llama classes)?", "llama",
+        "llama", "LLaMA (Hugging Face transformers)", "LLaMA, Mistral or Qwen2 (transformers classes)?", "llama",
         "Hugging Face LLaMA draws every Linear and embedding weight from N(0, initializer_range^2), with the "
         "padding row 0 and the RMSNorm weights 1; the RMSNorm before each sublayer rescales its input, so no "
         "depth scaling is added. torchtitan trains LLaMA with depth-scaled output projections instead: that "
         "is the plan torchtitan.",
-        "Touvron et al. 2023; transformers LlamaPreTrainedModel._init_weights",
+        "Touvron et al. 2023; transformers LlamaPreTrainedModel._init_weights (Mistral and Qwen2 use the same)",
         lambda t: t.family == "llama",
     ),
     Advice(
@@ -184,11 +184,11 @@ ADVICE: tuple[Advice, ...] = (
         lambda t: t.attention and t.norm_first is not False,
     ),
     Advice(
-        "bert", "BERT (Hugging Face transformers)", "BERT (transformers Bert classes)?", "bert",
+        "bert", "BERT (Hugging Face transformers)", "BERT or RoBERTa (transformers classes)?", "bert",
         "BERT draws every weight and embedding from N(0, initializer_range^2) (0.02), with the padding row of "
         "the word embedding 0, biases 0 and LayerNorms 1 and 0. The LayerNorm after each residual addition "
         "resets the scale, so no depth scaling is needed.",
-        "Devlin et al. 2019; transformers BertPreTrainedModel._init_weights",
+        "Devlin et al. 2019; transformers BertPreTrainedModel._init_weights (RoBERTa's is the same)",
         lambda t: t.family == "bert",
     ),
     Advice(
@@ -342,14 +342,23 @@ def _is_norm(module: nn.Module) -> bool:
 
 
 _GPT2_NAMES = frozenset({"wte", "wpe", "c_attn", "c_fc", "c_proj"})  # GPT-2's module names (HF and nanoGPT)
-_TRANSFORMERS_FAMILIES = {"gpt2": "GPT2", "llama": "Llama", "bert": "Bert"}  # family: its class-name prefix
+# (transformers' model folder, its class-name prefix, the family whose init it uses): Mistral and Qwen2
+# keep PreTrainedModel._init_weights as LLaMA does, RoBERTa's _init_weights is BERT's (transformers 5.24.0)
+_TRANSFORMERS_FAMILIES = (
+    ("gpt2", "GPT2", "gpt2"),
+    ("llama", "Llama", "llama"),
+    ("mistral", "Mistral", "llama"),
+    ("qwen2", "Qwen2", "llama"),
+    ("bert", "Bert", "bert"),
+    ("roberta", "Roberta", "bert"),
+)
 
 
 def _from_transformers(model: nn.Module) -> str | None:
-    """gpt2 / llama / bert when the model's class is one of transformers' classes of that family."""
+    """gpt2 / llama / bert when the model's class is one of transformers' classes of a model with that init."""
     module_path = type(model).__module__
-    for name, prefix in _TRANSFORMERS_FAMILIES.items():
-        if module_path.startswith(f"transformers.models.{name}.") and type(model).__name__.startswith(prefix):
+    for folder, prefix, name in _TRANSFORMERS_FAMILIES:
+        if module_path.startswith(f"transformers.models.{folder}.") and type(model).__name__.startswith(prefix):
             return name
     return None
 
@@ -358,7 +367,8 @@ def family(model: nn.Module) -> str | None:
     """The model family ``model`` is, from its own class and module names; None if it is none of them.
 
     - ``gpt2``, ``llama``, ``bert``: the model's class is one of transformers' classes of that family
-      (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``, ...); ``gpt2`` also when the
+      (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``, ...) or of a model that transformers
+      initialises the same way (``llama``: Mistral, Qwen2; ``bert``: RoBERTa); ``gpt2`` also when the
       model has GPT-2's module names: its own ``wte`` and ``wpe`` embeddings (children of the model
       or of its ``transformer``) and ``c_attn``, ``c_fc`` and ``c_proj`` layers (nanoGPT; Radford et
       al. 2019), and is not a transformers model of another family;
