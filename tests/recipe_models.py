@@ -274,24 +274,34 @@ def titan_reference(model: Titan) -> Titan:
 
 
 # -- timm VisionTransformer (timm/models/vision_transformer.py) -----------------------------------------
+class LayerScale(nn.Module):
+    """timm/layers/layer_scale.py LayerScale: gamma = init_values * ones(dim) (no init mode touches it)."""
+
+    def __init__(self, dim: int, init_values: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+
 class ViTBlock(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, init_values: float | None = None) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.Module()
         self.attn.qkv, self.attn.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.mlp = nn.Module()
         self.mlp.fc1, self.mlp.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        if init_values:  # timm's Block: LayerScale when init_values is given, else Identity
+            self.ls1, self.ls2 = LayerScale(dim, init_values), LayerScale(dim, init_values)
 
 
 class ViT(nn.Module):
-    def __init__(self, dim: int = WIDTH, patches: int = 16, classes: int = 10) -> None:
+    def __init__(self, dim: int = WIDTH, patches: int = 16, classes: int = 10, init_values: float | None = None) -> None:
         super().__init__()
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, dim, kernel_size=4, stride=4)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, patches + 1, dim))
-        self.blocks = nn.ModuleList(ViTBlock(dim) for _ in range(2))
+        self.blocks = nn.ModuleList(ViTBlock(dim, init_values) for _ in range(2))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
 

@@ -158,6 +158,33 @@ def test_vit_recipes_match_timms_init_modes(plan: str, reference: Callable[[nn.M
     assert_same_init(pooled(_ours(ViT, plan), SEEDS), pooled(_library(ViT, reference), SEEDS))
 
 
+@pytest.mark.parametrize(("plan", "reference"), [
+    ("vit_timm", vit_timm_reference), ("vit_jax", vit_jax_reference), ("vit_moco", vit_moco_reference),
+], ids=["timm", "jax", "moco"])
+def test_vit_recipes_keep_layer_scale_at_the_models_init_values(
+    plan: str, reference: Callable[[nn.Module], nn.Module]
+) -> None:
+    build = lambda: ViT(init_values=1e-4)  # noqa: E731
+    ours = _ours(build, plan)(0)  # strict: ls1/ls2.gamma are covered, not warned about
+    gammas = [p for name, p in ours.named_parameters() if name.endswith("gamma")]
+    assert len(gammas) == 4 and all(torch.equal(g, torch.full_like(g, 1e-4)) for g in gammas)
+    assert_same_init(pooled(_ours(build, plan), SEEDS), pooled(_library(build, reference), SEEDS))
+
+
+def test_layer_scale_init_values_on_the_meta_device_come_from_the_plan_string() -> None:
+    # nothing to read on the meta device: the knob's default (LayerScale's 1e-5) unless the plan gives it
+    for plan, expected in (("vit_timm", 1e-5), ("vit_timm(init_values=0.1)", 0.1)):
+        with torch.device("meta"):
+            model = ViT(init_values=0.1)
+        report = il.init_model(model, plan, seed=0, device="cpu", strict=True)
+        gamma = model.blocks[0].ls1.gamma
+        assert torch.equal(gamma, torch.full_like(gamma, expected)), plan
+        assert report.plan == f"vit_timm(init_values={expected!r})"
+    # materialized, the value is read from the model: the report's plan string reproduces it
+    report = il.init_model(ViT(init_values=3e-3), "vit_timm", seed=0, strict=True)
+    assert report.plan == f"vit_timm(init_values={float(torch.tensor(3e-3))!r})"
+
+
 def test_vit_jax_nlhb_head_bias_is_a_knob() -> None:
     head_bias = -math.log(10)
     ours = pooled(_ours(ViT, f"vit_jax(head_bias={head_bias!r})"), SEEDS)
