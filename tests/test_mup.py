@@ -214,3 +214,52 @@ def test_coordinate_check_is_flat_for_mup_and_grows_for_standard_parametrization
     # Adam's SP updates grow like the width itself, slope 1, until the logits saturate)
     assert abs(slopes["mup", "hidden"]) < 0.15 and abs(slopes["mup", "logits"]) < 0.15, slopes
     assert slopes["sp", "hidden"] > 0.3 and slopes["sp", "logits"] > 0.3, slopes
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("output_mult", [1.0, 2.5])
+def test_a_model_with_mups_own_readout_gets_mups_raw_weights_and_lrs(kind: str, output_mult: float) -> None:
+    # mup.MuReadout applies output_mult / width_mult itself: initlab draws the raw weight mup's set_base_shapes
+    # leaves (torch's default times sqrt(width_mult)), not the effective one, so the factor is not applied twice
+    width = 256
+    readout = lambda i, o: mup.MuReadout(i, o, output_mult=output_mult)  # noqa: E731
+    reference = dict(mup_model(kind, width, output_mult).named_parameters())
+    model, base = MODELS[kind](width, readout), MODELS[kind](BASE, readout)
+    report = il.init_model(model, plan=il.mup.plan(base), seed=0, strict=True)
+    mup.set_base_shapes(model, base, rescale_params=False)  # the infshapes mup's forward reads, values kept
+    ours = dict(model.named_parameters())
+    for name, values in reference.items():
+        expected = report[name].expected_std
+        tolerance = Z * expected * math.sqrt(2.0 / (4 * values.numel())) + 1e-12
+        assert abs(float(values.detach().std(unbiased=False)) - expected) < tolerance, name
+        assert abs(float(ours[name].detach().std(unbiased=False)) - expected) < tolerance, name
+    name = "4.weight" if kind == "mlp" else "readout.weight"
+    assert report[name].expected_std == pytest.approx(math.sqrt(width / BASE) / math.sqrt(3 * width), rel=1e-12)
+    # through the forward's output_mult / width_mult it is the effective weight a plain Linear readout gets
+    width_mult = width / BASE
+    effective_std = report[name].expected_std * output_mult / width_mult
+    assert effective_std == pytest.approx(output_mult * math.sqrt(BASE / 3.0) / width, rel=1e-12)
+    # learning rates: MuAdam's per parameter (the MuReadout weight is vector-like: lr unchanged)
+    groups = il.mup.param_groups(model, base, optimizer="adam", lr=1e-3)
+    ours_lr = {n: group["lr"] for group in groups for n in group["names"]}
+    theirs = mup.MuAdam(model.parameters(), lr=1e-3)
+    by_id = {id(p): group["lr"] for group in theirs.param_groups for p in group["params"]}
+    for n, p in model.named_parameters():
+        assert ours_lr[n] == pytest.approx(by_id[id(p)], rel=1e-12), n
+
+
+def test_a_tied_readout_under_mup_is_a_warning_and_strict_refuses_it() -> None:
+    class Tied(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(VOCAB, width)
+            self.hidden = nn.Linear(width, width)
+            self.readout = nn.Linear(width, VOCAB, bias=False)
+            self.readout.weight = self.embed.weight
+
+    plan = il.mup.plan(Tied(BASE))
+    with pytest.warns(UserWarning, match="shared with readout.weight"):
+        report = il.init_model(Tied(256), plan=plan, seed=0)
+    assert any("embed.weight is shared with readout.weight" in w and "not muP-scaled" in w for w in report.warnings)
+    with pytest.raises(ValueError, match="shared with readout.weight"):
+        il.init_model(Tied(256), plan=plan, seed=0, strict=True)

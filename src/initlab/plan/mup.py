@@ -34,6 +34,7 @@ same trajectory as the ``mup`` model's, step for step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -211,6 +212,8 @@ class Mup(PlanValue):
     def resolve(self, target: Target, block: Block, context: ResolveContext) -> Resolved:
         found = ModuleDefault().resolve(target, block, context)
         module, local = target.module, target.local_name
+        if target.aliases and found.scheme is not None and self._one_width_dim(target):
+            return dataclasses.replace(found, warning=self._tied_warning(target))
         if not isinstance(module, nn.Linear | nn.modules.conv._ConvNd) or found.scheme is None:
             return found
         weight = self.shape_of(_sibling(target.name, local, "weight"), tuple(module.weight.shape))
@@ -219,9 +222,17 @@ class Mup(PlanValue):
                 return found
             return Resolved(found.scheme, torch_fans(weight.base_dims), 1, note="torch's bias bound on the base fan_in")
         if isinstance(module, nn.Linear) and weight.is_readout_like:
-            if self.readout_zero_init:
+            if self.readout_zero_init or (applies_multiplier(module) and getattr(module, "readout_zero_init", False)):
                 return Resolved(get("zeros"), block.layout, block.groups, note="muP readout, zero init")
             fan_in = int(module.weight.shape[1])
+            if applies_multiplier(module):
+                # mup.MuReadout divides its input by width_mult (times its output_mult) in forward, and
+                # set_base_shapes multiplies torch's default draw by sqrt(width_mult): the raw weight
+                bound = math.sqrt(weight.width_mult / fan_in)
+                scheme = get({"name": "uniform", "a": -bound, "b": bound})
+                return Resolved(scheme, block.layout, block.groups,
+                                note=f"mup.MuReadout raw weight (its forward applies output_mult / width_mult), "
+                                     f"width_mult {weight.width_mult:.6g}")
             bound = self.output_mult / math.sqrt(fan_in * weight.width_mult)
             scheme = get({"name": "uniform", "a": -bound, "b": bound})
             return Resolved(scheme, block.layout, block.groups, note=f"muP readout, width_mult {weight.width_mult:.6g}")
@@ -229,6 +240,19 @@ class Mup(PlanValue):
 
     def bias_value(self) -> PlanValue:
         return self
+
+    def _one_width_dim(self, target: Target) -> bool:
+        try:
+            return self.shape_of(target.name, target.shape).ninf == 1
+        except ValueError:
+            return False
+
+    def _tied_warning(self, target: Target) -> str:
+        return (f"mup: {target.name} is shared with {', '.join(target.aliases)}: a tied readout needs muP's output "
+                "multiplier output_mult / width_mult in its forward (mup.MuSharedReadout applies it, and "
+                "mup.set_base_shapes also multiplies the shared weight by sqrt(width_mult)); initlab cannot put the "
+                "multiplier into a weight the embedding shares, so it drew the owner's default and the output "
+                "layer is not muP-scaled")
 
     def __str__(self) -> str:
         from initlab.schemes.strings import format_value
@@ -239,6 +263,11 @@ class Mup(PlanValue):
         options.append(f"output_mult={self.output_mult!r}")
         options.append(f"readout_zero_init={self.readout_zero_init}")
         return f"mup({', '.join(options)})"
+
+
+def applies_multiplier(module: nn.Module) -> bool:
+    """True for the ``mup`` package's ``MuReadout`` (and subclasses): its forward applies output_mult / width_mult."""
+    return any(cls.__name__ == "MuReadout" and cls.__module__.split(".")[0] == "mup" for cls in type(module).__mro__)
 
 
 def _sibling(name: str, local: str, other: str) -> str:
@@ -268,8 +297,13 @@ def _lr_rule(shape: WidthShape, optimizer: str, output: bool, output_mult: float
 
 
 def _readouts(model: nn.Module, shapes: Mapping[str, WidthShape]) -> set[str]:
-    return {f"{prefix}.weight" if prefix else "weight" for prefix, module in model.named_modules()
-            if isinstance(module, nn.Linear) and shapes[f"{prefix}.weight" if prefix else "weight"].is_readout_like}
+    """Plain Linear output layers, trained as their effective weight; a mup.MuReadout scales itself in forward."""
+    found = set()
+    for prefix, module in model.named_modules():
+        name = f"{prefix}.weight" if prefix else "weight"
+        if isinstance(module, nn.Linear) and not applies_multiplier(module) and name in shapes and shapes[name].is_readout_like:
+            found.add(name)
+    return found
 
 
 def _groups(model: nn.Module, shapes: Mapping[str, WidthShape], optimizer: str, output_mult: float) -> Iterator[tuple[str, nn.Parameter, float, float]]:
