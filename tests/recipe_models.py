@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,54 +30,51 @@ def hf_gpt2() -> nn.Module:
     return transformers.GPT2LMHeadModel(config)
 
 
+def _hf_decoder(family: str, **extra: Any) -> nn.Module:
+    """transformers' ``{family}ForCausalLM``: 2 blocks of width 64, grouped-query attention, a padding row."""
+    import transformers
+
+    config = getattr(transformers, f"{family}Config")(
+        num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=VOCAB, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra,
+    )
+    return getattr(transformers, f"{family}ForCausalLM")(config)
+
+
+def _hf_encoder(family: str, **extra: Any) -> nn.Module:
+    """transformers' ``{family}ForMaskedLM``: 2 layers of width 64, a padding row in the word embedding."""
+    import transformers
+
+    config = getattr(transformers, f"{family}Config")(
+        num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH, num_attention_heads=4,
+        vocab_size=VOCAB, **extra,
+    )
+    return getattr(transformers, f"{family}ForMaskedLM")(config)
+
+
 def hf_llama() -> nn.Module:
-    """LlamaForCausalLM, 2 blocks of width 64, grouped-query attention, initializer_range 0.03, a padding row."""
-    import transformers
-
-    config = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
-                                      initializer_range=0.03, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    return transformers.LlamaForCausalLM(config)
-
-
-def hf_bert() -> nn.Module:
-    """BertForMaskedLM, 2 layers of width 64, a padding row in the word embedding."""
-    import transformers
-
-    config = transformers.BertConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
-                                     num_attention_heads=4, vocab_size=VOCAB, max_position_embeddings=CONTEXT)
-    return transformers.BertForMaskedLM(config)
+    """LlamaForCausalLM with initializer_range 0.03."""
+    return _hf_decoder("Llama", initializer_range=0.03)
 
 
 def hf_mistral() -> nn.Module:
-    """MistralForCausalLM, 2 blocks of width 64, grouped-query attention, sliding window: LLaMA's init."""
-    import transformers
-
-    config = transformers.MistralConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
-                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
-                                        sliding_window=16, initializer_range=0.025, pad_token_id=0,
-                                        bos_token_id=1, eos_token_id=2)
-    return transformers.MistralForCausalLM(config)
+    """MistralForCausalLM with a sliding window and initializer_range 0.025: LLaMA's init."""
+    return _hf_decoder("Mistral", sliding_window=16, initializer_range=0.025)
 
 
 def hf_qwen2() -> nn.Module:
-    """Qwen2ForCausalLM, 2 blocks of width 64: LLaMA's init, with biases on q, k and v."""
-    import transformers
+    """Qwen2ForCausalLM: LLaMA's init, with biases on q, k and v."""
+    return _hf_decoder("Qwen2", initializer_range=0.02)
 
-    config = transformers.Qwen2Config(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
-                                      initializer_range=0.02, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    return transformers.Qwen2ForCausalLM(config)
+
+def hf_bert() -> nn.Module:
+    """BertForMaskedLM."""
+    return _hf_encoder("Bert", max_position_embeddings=CONTEXT)
 
 
 def hf_roberta() -> nn.Module:
-    """RobertaForMaskedLM, 2 layers of width 64: BERT's init, padding rows in the word and position embeddings."""
-    import transformers
-
-    config = transformers.RobertaConfig(num_hidden_layers=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH,
-                                        num_attention_heads=4, vocab_size=VOCAB, max_position_embeddings=CONTEXT + 2,
-                                        pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    return transformers.RobertaForMaskedLM(config)
+    """RobertaForMaskedLM: BERT's init, padding rows in the word and position embeddings."""
+    return _hf_encoder("Roberta", max_position_embeddings=CONTEXT + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2)
 
 
 # -- comparing two inits --------------------------------------------------------------------------
