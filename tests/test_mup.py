@@ -260,6 +260,7 @@ def test_a_tied_readout_under_mup_is_a_warning_and_strict_refuses_it() -> None:
     plan = il.mup.plan(Tied(BASE))
     with pytest.warns(UserWarning, match="shared with readout.weight"):
         report = il.init_model(Tied(256), plan=plan, seed=0)
-    assert any("embed.weight is shared with readout.weight" in w and "not muP-scaled" in w for w in report.warnings)
+    assert any("embed.weight is shared with readout.weight" in w and "drew the embedding's default" in w
+               for w in report.warnings)
     with pytest.raises(ValueError, match="shared with readout.weight"):
         il.init_model(Tied(256), plan=plan, seed=0, strict=True)
