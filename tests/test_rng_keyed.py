@@ -280,3 +280,28 @@ def test_cuda_fills_give_the_cpu_bits(start, count) -> None:
             on_gpu = getattr(stream, method)(torch.empty(count, dtype=dtype, device="cuda"), *arguments).cpu()
             bits = torch.int32 if dtype == torch.float32 else torch.int64
             assert torch.equal(on_gpu.view(bits), on_cpu.view(bits)), (method, arguments, dtype)
+
+
+@needs_numba
+def test_fills_from_several_threads_at_once_equal_the_fills_alone() -> None:
+    # the parallel kernels run one at a time (initlab.rng.kernels.PARALLEL_LOCK): safe under any numba threading layer
+    import threading
+
+    streams = [Keyed(21).child(f"w{index}") for index in range(4)]
+    with use_backend("numba"):
+        alone = [_fill(stream, "truncated_normal_", (0.0, 0.02, -2.0, 2.0), 200_003, torch.float32) for stream in streams]
+        results: dict[int, list[torch.Tensor]] = {}
+
+        def work(index: int) -> None:
+            results[index] = [
+                _fill(streams[index], "truncated_normal_", (0.0, 0.02, -2.0, 2.0), 200_003, torch.float32) for _ in range(5)
+            ]
+
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not compiled.PARALLEL_LOCK.locked()
+    for index in range(4):
+        assert all(torch.equal(values, alone[index]) for values in results[index])

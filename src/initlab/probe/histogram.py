@@ -43,7 +43,6 @@ COMPILED_MIN = 1 << 14
 # from this many values a CPU histogram is counted on all of numba's threads
 PARALLEL_MIN = 1 << 16
 _scratch = threading.local()
-_parallel_slot = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,6 +68,13 @@ def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
 
 
 _COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
+def _parallel_lock() -> threading.Lock:
+    """The lock every parallel numba kernel of initlab runs under (:data:`initlab.rng.kernels.PARALLEL_LOCK`)."""
+    from initlab.rng.kernels import PARALLEL_LOCK
+
+    return PARALLEL_LOCK
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,11 +190,12 @@ class HistogramBins:
             arguments = (bits, table.magnitude_mask, table.shift, table.base, table.below_edge, table.fold, counts.numpy())
             # large tensors are split over numba's threads, one call at a time: a hook called from
             # several threads at once (nn.DataParallel) counts serially rather than nest parallel regions
-            if flat.numel() >= PARALLEL_MIN and _parallel_slot.acquire(blocking=False):
+            lock = _parallel_lock()
+            if flat.numel() >= PARALLEL_MIN and lock.acquire(blocking=False):
                 try:
                     kernels.count_bins_parallel(*arguments, kernels.threads())
                 finally:
-                    _parallel_slot.release()
+                    lock.release()
             else:
                 kernels.count_bins(*arguments)
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,12 @@ except ImportError as error:  # pragma: no cover - exercised only without numba
     numba = None  # type: ignore[assignment]  # the module's stand-in when numba is absent
     _NUMBA_ERROR = str(error)
 
-__all__ = ["available", "unavailable_reason", "KERNELS", "set_threads", "get_threads"]
+__all__ = ["available", "unavailable_reason", "KERNELS", "set_threads", "get_threads", "PARALLEL_LOCK"]
+
+# held while one of initlab's parallel numba kernels runs (these fills, the probe's histogram counts):
+# numba's "workqueue" threading layer, its fallback where neither OpenMP nor TBB loads, aborts the
+# process when two threads enter parallel regions at once; one at a time is safe under every layer
+PARALLEL_LOCK = threading.Lock()
 
 CHUNK_BLOCKS = 2048
 

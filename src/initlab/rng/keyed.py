@@ -33,6 +33,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -272,6 +273,13 @@ def _run_kernel(
     array = buffer.detach().numpy()
     key = kernels.key_words(k0, k1)
     threads = kernels.get_threads()
+    with kernels.PARALLEL_LOCK:
+        _call_kernel(kernels, bits, kind, array, start, threads, key, first, second, lo, hi, plan)
+
+
+def _call_kernel(kernels: ModuleType, bits: int, kind: int, array: Any, start: int, threads: int,
+                 key: tuple[Any, Any], first: float, second: float, lo: float, hi: float,
+                 plan: TruncationPlan | None) -> None:
     if kind == 0:
         kernels.KERNELS[f"uniform{bits}"](array, start, threads, *key, first, second, lo, hi)
     elif kind == 1:
