@@ -66,8 +66,9 @@ def _split_finite(record: Any, row: RowState, nonfinite: Any) -> None:
 
 
 def _on_host(param: ParamState) -> bool:
-    values = param.parameter
-    return param.host is not None and values.device.type in HOST_DEVICES and values.dtype in (torch.float32, torch.float64)
+    values = param.parameter.detach()  # a plain tensor, unless the parameter is a DTensor or another subclass
+    return (param.host is not None and type(values) is torch.Tensor and values.device.type in HOST_DEVICES
+            and values.dtype in (torch.float32, torch.float64))
 
 
 def _host_record(row: RowState) -> torch.Tensor:

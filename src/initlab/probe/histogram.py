@@ -58,6 +58,7 @@ def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
     """
     if (
         values.numel() < COMPILED_MIN
+        or type(values) not in _PLAIN_TENSORS  # a DTensor or another subclass has no NumPy view of its data
         or values.is_cuda
         or values.dtype not in _COMPILED_DTYPES
         or values.device.type != "cpu"
@@ -68,6 +69,7 @@ def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
 
 
 _COMPILED_DTYPES = (torch.float32, torch.float64)
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def _parallel_lock() -> threading.Lock:
