@@ -13,6 +13,7 @@ and grows for the standard parametrization.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -264,3 +265,27 @@ def test_a_tied_readout_under_mup_is_a_warning_and_strict_refuses_it() -> None:
                for w in report.warnings)
     with pytest.raises(ValueError, match="shared with readout.weight"):
         il.init_model(Tied(256), plan=plan, seed=0, strict=True)
+
+
+def test_an_embedding_shared_with_mups_shared_readout_gets_mups_init() -> None:
+    class Shared(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(VOCAB * 40, width)
+            self.hidden = nn.Linear(width, width)
+            self.readout = mup.MuSharedReadout(self.embed.weight, bias=False)
+
+    width = 256
+    torch.manual_seed(0)
+    reference = Shared(width)
+    mup.set_base_shapes(reference, Shared(BASE))  # rescales the shared weight by sqrt(width / BASE)
+    model = Shared(width)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no tied-readout warning: the readout applies the multiplier itself
+        report = il.init_model(model, plan=il.mup.plan(Shared(BASE)), seed=0, strict=True)
+    expected = math.sqrt(width / BASE)
+    assert report["embed.weight"].expected_std == pytest.approx(expected, rel=1e-12)
+    for values in (reference.embed.weight, model.embed.weight):
+        n = values.numel()
+        assert abs(float(values.detach().std()) - expected) < Z * expected * math.sqrt(2.0 / (4 * n))
+    assert model.readout.weight is model.embed.weight

@@ -213,7 +213,7 @@ class Mup(PlanValue):
         found = ModuleDefault().resolve(target, block, context)
         module, local = target.module, target.local_name
         if target.aliases and found.scheme is not None and self._one_width_dim(target):
-            return dataclasses.replace(found, warning=self._tied_warning(target))
+            return self._tied(target, block, found)
         if not isinstance(module, nn.Linear | nn.modules.conv._ConvNd) or found.scheme is None:
             return found
         weight = self.shape_of(_sibling(target.name, local, "weight"), tuple(module.weight.shape))
@@ -246,6 +246,27 @@ class Mup(PlanValue):
             return self.shape_of(target.name, target.shape).ninf == 1
         except ValueError:
             return False
+
+    def _tied(self, target: Target, block: Block, found: Resolved) -> Resolved:
+        """A weight an embedding shares with a readout: mup's init of a MuSharedReadout, else a warning.
+
+        ``mup.set_base_shapes`` rescales a MuReadout's weight by sqrt(width_mult), the shared one too:
+        an ``nn.Embedding``'s N(0, 1) becomes N(0, width_mult).
+        """
+        root = target.ancestors[0] if target.ancestors else None
+        owners = []
+        for alias in target.aliases:
+            owner_name = alias.rpartition(".")[0]
+            try:
+                owners.append(root.get_submodule(owner_name) if root is not None else None)
+            except AttributeError:
+                owners.append(None)
+        if isinstance(target.module, nn.Embedding) and owners and all(o is not None and applies_multiplier(o) for o in owners):
+            width_mult = self.shape_of(target.name, target.shape).width_mult
+            scheme = get({"name": "normal", "std": math.sqrt(width_mult)})
+            return Resolved(scheme, block.layout, block.groups,
+                            note=f"embedding shared with a mup.MuSharedReadout: N(0, 1) times sqrt(width_mult {width_mult:.6g})")
+        return dataclasses.replace(found, warning=self._tied_warning(target))
 
     def _tied_warning(self, target: Target) -> str:
         return (f"mup: {target.name} is shared with {', '.join(target.aliases)}, a tied readout: muP needs the "
