@@ -270,10 +270,9 @@ class Mup(PlanValue):
 
     def _tied_warning(self, target: Target) -> str:
         return (f"mup: {target.name} is shared with {', '.join(target.aliases)}, a tied readout: muP needs the "
-                "output multiplier output_mult / width_mult in the readout's forward (mup.MuSharedReadout applies "
-                "it, a plain nn.Linear does not), and mup.set_base_shapes also multiplies the shared weight by "
-                "sqrt(width_mult); initlab cannot put either into a weight the embedding shares, so it drew the "
-                "embedding's default")
+                "output multiplier output_mult / width_mult in the readout's forward, which this readout does not "
+                "apply (mup.MuSharedReadout does, and initlab then draws the shared weight as mup does); initlab "
+                "cannot put the multiplier into a weight the embedding shares, so it drew the embedding's default")
 
     def __str__(self) -> str:
         from initlab.schemes.strings import format_value
