@@ -95,6 +95,14 @@ class Fixed(Translated):
         return Translation(self.fixed, layout, groups)
 
 
+class FixedConstant(Fixed):
+    """A :class:`Fixed` scheme that is one constant (zeros, ones): elementwise, no fans."""
+
+    distribution = "constant"
+    uses_fans = False
+    elementwise = True
+
+
 class Filled(Translated):
     """A dialect's constant: every entry the value of the field ``value_field`` (Keras' and JAX's
     ``value``, torch's and Lasagne's ``val``)."""

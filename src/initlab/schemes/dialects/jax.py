@@ -38,7 +38,7 @@ from initlab.rng.checks import check_choice, check_int
 from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
 from initlab.schemes.dialects.base import (
     Filled,
-    Fixed,
+    FixedConstant,
     Translated,
     Translation,
     is_own_axes,
@@ -371,28 +371,22 @@ class JaxDeltaOrthogonal(_Jax):
 
 @register
 @dataclass(frozen=True, repr=False)
-class JaxZeros(Fixed, _Jax):
+class JaxZeros(FixedConstant, _Jax):
     """JAX zeros (Flax zeros_init)."""
 
     name = "jax:zeros"
-    distribution = "constant"
     aliases = (*_aliases("jax:zeros"), "flax:zeros_init")
-    uses_fans = False
-    elementwise = True
     formula = "w = 0"
     fixed = Zeros()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class JaxOnes(Fixed, _Jax):
+class JaxOnes(FixedConstant, _Jax):
     """JAX ones (Flax ones_init)."""
 
     name = "jax:ones"
-    distribution = "constant"
     aliases = (*_aliases("jax:ones"), "flax:ones_init")
-    uses_fans = False
-    elementwise = True
     formula = "w = 1"
     fixed = Ones()
 

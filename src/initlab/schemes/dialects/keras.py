@@ -29,7 +29,7 @@ from initlab.rng.checks import check_choice
 from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
 from initlab.schemes.dialects.base import (
     Filled,
-    Fixed,
+    FixedConstant,
     Translated,
     Translation,
     number,
@@ -280,28 +280,22 @@ class KerasIdentity(_Keras):
 
 @register
 @dataclass(frozen=True, repr=False)
-class KerasZeros(Fixed, _Keras):
+class KerasZeros(FixedConstant, _Keras):
     """Keras Zeros."""
 
     name = "keras:zeros"
-    distribution = "constant"
     aliases = ("keras:Zeros",)
-    uses_fans = False
-    elementwise = True
     formula = "w = 0"
     fixed = Zeros()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class KerasOnes(Fixed, _Keras):
+class KerasOnes(FixedConstant, _Keras):
     """Keras Ones."""
 
     name = "keras:ones"
-    distribution = "constant"
     aliases = ("keras:Ones",)
-    uses_fans = False
-    elementwise = True
     formula = "w = 1"
     fixed = Ones()
 

@@ -28,7 +28,14 @@ from typing import ClassVar
 
 from initlab.rng.checks import check_choice, check_int
 from initlab.schemes.basic import Normal, Ones, TruncatedNormal, Uniform, Zeros
-from initlab.schemes.dialects.base import Filled, Fixed, Translated, Translation, number
+from initlab.schemes.dialects.base import (
+    Filled,
+    Fixed,
+    FixedConstant,
+    Translated,
+    Translation,
+    number,
+)
 from initlab.schemes.fans import LayoutLike, fans
 from initlab.schemes.frameworks import framework_fans
 from initlab.schemes.registry import register
@@ -168,26 +175,20 @@ class TorchConstant(Filled, _Torch):
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchOnes(Fixed, _Torch):
+class TorchOnes(FixedConstant, _Torch):
     """torch ones_."""
 
     name = "torch:ones_"
-    distribution = "constant"
-    uses_fans = False
-    elementwise = True
     formula = "w = 1"
     fixed = Ones()
 
 
 @register
 @dataclass(frozen=True, repr=False)
-class TorchZeros(Fixed, _Torch):
+class TorchZeros(FixedConstant, _Torch):
     """torch zeros_."""
 
     name = "torch:zeros_"
-    distribution = "constant"
-    uses_fans = False
-    elementwise = True
     formula = "w = 0"
     fixed = Zeros()
 
