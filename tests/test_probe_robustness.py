@@ -147,10 +147,13 @@ def _no_host_sync() -> Iterator[None]:
 
 
 def test_hooks_accumulate_on_the_device_without_reading_values_on_the_host(monkeypatch) -> None:
-    from initlab.probe import collector
+    from initlab.probe import collector, histogram
 
-    # the path of every device but the CPU (where the hooks read floats), checked on the CPU
+    # the path of every device but the CPU (where the hooks read floats), checked on the CPU;
+    # the compiled kernels take CPU tensors only, so they are off as on any other device
     monkeypatch.setattr(collector, "HOST_DEVICES", ())
+    monkeypatch.setattr(collector, "compiled_kernels", lambda values: None)
+    monkeypatch.setattr(histogram, "compiled_kernels", lambda values: None)
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(inplace=True), nn.Linear(16, 3)
@@ -341,3 +344,34 @@ def test_update_size_is_the_sum_of_squares_of_the_finite_changes(size: int, pois
     assert state.acc[PARAM.UPDATES].item() == 1.0
     assert state.acc[PARAM.UPDATE_SUMSQ].item() == pytest.approx(expected, rel=1e-5)
     assert state.snapshot is None
+
+
+def test_parameter_snapshots_reuse_their_buffers_within_the_budget_and_measure_the_same_updates(monkeypatch) -> None:
+    from initlab.probe import collector
+
+    def run(budget: int) -> tuple[list[float], dict[str, list[int]]]:
+        monkeypatch.setattr(collector, "SNAPSHOT_KEEP_BYTES", budget)
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+        x, y = torch.randn(16, 32), torch.randint(0, 8, (16,))
+        buffers: dict[str, list[int]] = {}
+        with il.Probe(net, every=1, optimizer=optimizer) as session:
+            for _ in range(3):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(net(x), y).backward()
+                optimizer.step()
+                for row in session._collector.rows:
+                    for param in row.params:
+                        buffers.setdefault(param.name, []).append(-1 if param.spare is None else param.spare.data_ptr())
+            ratios = [row.update_weight_ratio for row in session.report().rows if row.update_weight_ratio is not None]
+        return ratios, buffers
+
+    cloned, none_kept = run(0)
+    kept, all_kept = run(1 << 30)
+    first_only, partly = run(32 * 64 * 4)  # room for the first weight alone
+    assert len(cloned) == 2 and cloned == kept == first_only  # the same update sizes, bit for bit
+    assert all(pointers == [-1, -1, -1] for pointers in none_kept.values())
+    assert all(len(set(pointers)) == 1 and pointers[0] != -1 for pointers in all_kept.values())
+    assert partly["0.weight"][0] != -1 and len(set(partly["0.weight"])) == 1
+    assert partly["2.weight"] == [-1, -1, -1]

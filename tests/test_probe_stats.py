@@ -476,3 +476,51 @@ def test_histograms_counted_from_several_threads_at_once_and_on_any_thread_count
         thread.join()
     for index in range(4):
         assert all(np.array_equal(counts, alone[index]) for counts in results[index])
+
+
+def _exact_bins_of(bins: HistogramBins, values: torch.Tensor) -> np.ndarray:
+    """:func:`_exact_bins` for any bins."""
+    array = values.to(torch.float64).numpy()
+    finite = np.isfinite(array)
+    k = np.searchsorted(bins.magnitudes()[:-1], np.abs(array[finite]), side="right")
+    index = np.where(np.signbit(array[finite]), bins.center - k, bins.center + k)
+    counts = np.bincount(index, minlength=bins.num_bins + 1).astype(np.float64)
+    counts[bins.nan_slot] += (~finite).sum()
+    return counts
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bins", [DEFAULT_BINS, HistogramBins(low=-30, high=30, per_decade=10)], ids=["default", "fine"])
+def test_compiled_histogram_of_random_bit_patterns_equals_the_exact_bins(dtype: torch.dtype, bins: HistogramBins) -> None:
+    from initlab.probe.histogram import COMPILED_MIN
+
+    # patterns drawn over the whole bit space: every exponent, subnormals, NaN payloads, both signs;
+    # the fine bins have more slots than fit a byte, so the top-bits table holds 16-bit entries
+    generator = np.random.default_rng(5)
+    words = 1 << 17
+    if dtype == torch.float32:
+        patterns = generator.integers(0, 1 << 32, size=words, dtype=np.uint64).astype(np.uint32).view(np.int32)
+    else:
+        patterns = generator.integers(0, 1 << 63, size=words, dtype=np.uint64).astype(np.int64)
+        patterns[::2] = -patterns[::2]  # both signs
+    values = torch.from_numpy(patterns.view(np.float32 if dtype == torch.float32 else np.float64).copy())
+    assert values.numel() >= 2 * COMPILED_MIN
+    assert np.array_equal(bins.count(values).numpy(), _exact_bins_of(bins, values))
+    # and near every edge of these bins
+    edges = torch.from_numpy(bins.magnitudes()).to(dtype)
+    around = torch.cat([edges, torch.nextafter(edges, edges.new_tensor(0.0)), torch.nextafter(edges, edges.new_tensor(math.inf))])
+    near = torch.cat([around, -around]).repeat(COMPILED_MIN // around.numel() + 1)
+    assert np.array_equal(bins.count(near).numpy(), _exact_bins_of(bins, near))
+
+
+@needs_numba
+def test_top_bits_table_leaves_few_values_to_the_edge_comparison() -> None:
+    # the fast path: Gaussian activations mostly find their slot from their top 16 bits alone
+    from initlab.probe.histogram import TOP_NO_SLOT, bin_table
+
+    values = torch.randn(1 << 16, generator=torch.Generator().manual_seed(0))
+    table = bin_table(DEFAULT_BINS, torch.float32)
+    top = values.numpy().view(np.uint32) >> np.uint32(table.top_shift)
+    compared = float(np.mean(table.top[top] == TOP_NO_SLOT))
+    assert compared < 0.05

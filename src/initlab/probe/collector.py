@@ -64,6 +64,9 @@ from initlab.rng.checks import check_int, check_number
 
 __all__ = ["Collector", "RowState", "ParamState", "first_tensor", "ACC", "PARAM", "HOST_DEVICES"]
 
+SNAPSHOT_KEEP_BYTES = 64 << 20
+"""Bytes of CPU parameter snapshots a probe keeps between recorded steps (see ``Collector.take_snapshots``)."""
+
 HOST_DEVICES = ("cpu",)
 """Device types whose sums the hooks read as Python floats (see the module docstring)."""
 
@@ -202,10 +205,10 @@ def host_moments(values: torch.Tensor, *, bounds: bool) -> tuple[float, float, f
     so it takes the float64 copy's sum and dot product alone (and one
     ``aminmax`` for the bounds); any other goes through :func:`_moments`.
     """
-    flat = values.reshape(-1)
-    kernels = compiled_kernels(flat)
+    kernels = compiled_kernels(values)
     if kernels is not None:
-        return _compiled_moments(kernels, flat, bounds)
+        return _compiled_moments(kernels, values, bounds)
+    flat = values.reshape(-1)
     scratch, _ = cpu_scratch(torch.float64, min(flat.numel(), CPU_CHUNK))
     total = squares = 0.0
     for start in range(0, flat.numel(), CPU_CHUNK):
@@ -227,19 +230,19 @@ def host_moments(values: torch.Tensor, *, bounds: bool) -> tuple[float, float, f
     return count, total, squares, low, -negated_high
 
 
-def _compiled_moments(kernels: Any, flat: torch.Tensor, bounds: bool) -> tuple[float, float, float, float, float]:
+def _compiled_moments(kernels: Any, values: torch.Tensor, bounds: bool) -> tuple[float, float, float, float, float]:
     """:func:`host_moments` by the compiled kernels: one vectorised pass, a second one for the bounds.
 
     Without NaN or inf (a finite sum says so) the bounds come from torch's
     ``aminmax``, whose vector code is several times faster than a compiled
     scalar loop.
     """
-    array = flat.numpy()
+    array = values.numpy().reshape(-1)  # compiled_kernels took only contiguous tensors: a view
     total, squares = kernels.sums(array)
     if math.isfinite(total) and math.isfinite(squares):
         low = high = math.nan
         if bounds:
-            extremes = torch.aminmax(flat)
+            extremes = torch.aminmax(values)
             low, high = extremes.min.item(), extremes.max.item()
         return float(array.shape[0]), total, squares, low, high
     count, total, squares = kernels.finite_sums(array)
@@ -270,9 +273,21 @@ class ParamState:
     parameter: nn.Parameter
     acc: torch.Tensor
     snapshot: torch.Tensor | None = None
+    # a CPU buffer the snapshot is copied into, kept between steps (see Collector.take_snapshots)
+    spare: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.host = _host_view(self.acc)
+
+    def take_snapshot(self, keep: bool) -> None:
+        """Copy the parameter before the optimizer step: into ``spare`` (made once) with ``keep``, else a clone."""
+        current = self.parameter.detach()
+        spare = self.spare
+        if keep and (
+            spare is None or spare.shape != current.shape or spare.dtype != current.dtype or spare.device != current.device
+        ):
+            spare = self.spare = torch.empty_like(current, memory_format=torch.contiguous_format)
+        self.snapshot = spare.copy_(current) if keep and spare is not None else current.clone()
 
     def reset(self) -> None:
         self.acc.zero_()
@@ -702,6 +717,28 @@ class Collector:
         else:
             row.active = None
             row.units_mismatch = True
+
+    # -- parameter updates ------------------------------------------------------------
+    def take_snapshots(self) -> None:
+        """Copy every tracked parameter before an optimizer step (its update is measured after it).
+
+        CPU parameters are copied into buffers kept between recorded steps, up
+        to ``SNAPSHOT_KEEP_BYTES`` in all: a fresh multi-hundred-kilobyte copy
+        per step costs more in page faults than the copy itself. The rest
+        (other devices, and CPU parameters past the budget) are cloned each
+        time and freed after the step.
+        """
+        kept = 0
+        for row in self.rows:
+            for param in row.params:
+                tensor = param.parameter
+                size = tensor.numel() * tensor.element_size()
+                keep = tensor.device.type == "cpu" and kept + size <= SNAPSHOT_KEEP_BYTES
+                if keep:
+                    kept += size
+                else:
+                    param.spare = None
+                param.take_snapshot(keep)
 
     # -- reading -------------------------------------------------------------------------
     def reset(self) -> None:

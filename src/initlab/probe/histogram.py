@@ -37,8 +37,9 @@ import torch
 __all__ = ["HistogramBins", "DEFAULT_BINS", "BinTable", "bin_table", "compiled_kernels"]
 
 CPU_CHUNK = 1 << 18  # values binned per pass on the CPU: 1 MiB of float32 scratch, cache-sized
-# from this many values a CPU tensor goes through the compiled kernels: below it, a kernel call
-# costs more than the few PyTorch operations, and small models never import numba
+# from this many values a CPU tensor loads the compiled kernels (numba's import and cache read take
+# about half a second, which a small model would never win back); once they are loaded, CPU tensors
+# of any size go through them: a kernel call takes 2-5 us where the PyTorch path takes 15-90 us
 COMPILED_MIN = 1 << 14
 # from this many values a CPU histogram is counted on all of numba's threads
 PARALLEL_MIN = 1 << 16
@@ -51,13 +52,16 @@ def _numba_installed() -> bool:
 
 
 def compiled_kernels(values: torch.Tensor) -> ModuleType | None:
-    """:mod:`initlab.probe.kernels` for a contiguous float32/float64 CPU tensor of COMPILED_MIN values or more.
+    """:mod:`initlab.probe.kernels` for a contiguous float32/float64 CPU tensor, or None.
 
     None where numba is not installed, or for any other tensor. The kernels
-    are imported (and compiled, or read from numba's cache) on first use.
+    are imported (and compiled, or read from numba's cache) by the first
+    tensor of ``COMPILED_MIN`` values or more; smaller ones take them only
+    once they are loaded.
     """
     if (
-        values.numel() < COMPILED_MIN
+        values.numel() == 0
+        or (values.numel() < COMPILED_MIN and _kernels_module.cache_info().currsize == 0)
         or type(values) not in _PLAIN_TENSORS  # a DTensor or another subclass has no NumPy view of its data
         or values.is_cuda
         or values.dtype not in _COMPILED_DTYPES
@@ -72,6 +76,7 @@ _COMPILED_DTYPES = (torch.float32, torch.float64)
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
+@functools.cache
 def _parallel_lock() -> threading.Lock:
     """The lock every parallel numba kernel of initlab runs under (:data:`initlab.rng.kernels.PARALLEL_LOCK`)."""
     from initlab.rng.kernels import PARALLEL_LOCK
@@ -179,21 +184,24 @@ class HistogramBins:
         scratch buffers kept per thread: a fresh multi-megabyte temporary per
         step costs more in page faults than the arithmetic does.
         """
-        flat = values.detach().reshape(-1)
-        if flat.numel() == 0:
+        values = values.detach()
+        if values.numel() == 0:
             return
-        if flat.dtype not in (torch.float32, torch.float64):
-            flat = flat.float()
-        kernels = compiled_kernels(flat) if counts.device.type == "cpu" else None
+        if values.dtype not in (torch.float32, torch.float64):
+            values = values.float()
+        if not values.is_contiguous():
+            values = values.reshape(-1)  # a contiguous copy
+        kernels = compiled_kernels(values) if counts.device.type == "cpu" else None
         if kernels is not None:
-            table = bin_table(self, flat.dtype)
-            array = flat.numpy()
+            table = bin_table(self, values.dtype)
+            array = values.numpy().reshape(-1)
             bits = array.view(np.int32 if array.dtype == np.float32 else np.int64)
-            arguments = (bits, table.magnitude_mask, table.shift, table.base, table.below_edge, table.fold, counts.numpy())
+            arguments = (bits, table.top, table.top_shift, table.magnitude_mask, table.shift, table.base, table.below_edge,
+                         table.fold, counts.numpy())
             # large tensors are split over numba's threads, one call at a time: a hook called from
             # several threads at once (nn.DataParallel) counts serially rather than nest parallel regions
             lock = _parallel_lock()
-            if flat.numel() >= PARALLEL_MIN and lock.acquire(blocking=False):
+            if array.shape[0] >= PARALLEL_MIN and lock.acquire(blocking=False):
                 try:
                     kernels.count_bins_parallel(*arguments, kernels.threads())
                 finally:
@@ -201,6 +209,7 @@ class HistogramBins:
             else:
                 kernels.count_bins(*arguments)
             return
+        flat = values.reshape(-1)
         if flat.device.type != "cpu":
             index = self._bin_index_(flat.abs(), flat).long()
             # bincount sizes its output from the data, which would synchronise a GPU
@@ -256,6 +265,38 @@ class BinTable:
     base: np.ndarray  # per cell: bin edges at or below the cell's first pattern (per_sign + 1: non-finite)
     below_edge: np.ndarray  # per cell: the last pattern below the one edge inside it, or the largest int64
     fold: np.ndarray  # slot of (k, sign): fold[k] for +, fold[width + k] for -, width = per_sign + 2
+    top: np.ndarray  # uint16 per value of a pattern's top 16 bits: its slot, or TOP_NO_SLOT if an edge is inside
+    top_shift: int  # top index = unsigned pattern >> top_shift
+
+
+TOP_BITS = 16
+TOP_NO_SLOT = 0xFFFF  # kernels.NO_SLOT
+
+
+def _slots_of(patterns: np.ndarray, table_parts: tuple[int, int, np.ndarray, np.ndarray], width: int) -> np.ndarray:
+    """Slots (k, or width + k when negative) of signed bit patterns, by the cell rule of :func:`bin_table`."""
+    magnitude_mask, shift, base, below_edge = table_parts
+    magnitude = patterns.astype(np.int64) & magnitude_mask
+    cell = magnitude >> shift
+    k = base[cell] + (magnitude > below_edge[cell])
+    return np.where(patterns < 0, width + k, k)
+
+
+def _top_table(table_parts: tuple[int, int, np.ndarray, np.ndarray], width: int, int_type: type, bits: int) -> np.ndarray:
+    """The slot of every value of a pattern's top TOP_BITS bits where all its patterns share one slot.
+
+    A range holds patterns of one sign; its first and last patterns have the
+    smallest and largest magnitude, so they share a slot exactly when the
+    whole range does.
+    """
+    low_bits = bits - TOP_BITS
+    unsigned = np.uint32 if bits == 32 else np.uint64
+    first = (np.arange(1 << TOP_BITS, dtype=np.uint64) << np.uint64(low_bits)).astype(unsigned)
+    last = first | unsigned((1 << low_bits) - 1)
+    low = _slots_of(first.view(int_type), table_parts, width)
+    high = _slots_of(last.view(int_type), table_parts, width)
+    same = (low == high) & (low < TOP_NO_SLOT)
+    return np.where(same, low, TOP_NO_SLOT).astype(np.uint16)
 
 
 _LAYOUT = {torch.float32: (np.float32, np.int32, 8, 23), torch.float64: (np.float64, np.int64, 11, 52)}
@@ -278,7 +319,10 @@ def bin_table(bins: HistogramBins, dtype: torch.dtype) -> BinTable:
     The patterns are cut into cells by their exponent and top mantissa bits,
     fine enough that no cell holds two edges (bins are 10**(1/per_decade)
     apart); a cell then needs one comparison. Patterns with all exponent bits
-    set are NaN and +-inf; they go to the non-finite slot.
+    set are NaN and +-inf; they go to the non-finite slot. Most values need
+    no comparison at all: ``top`` gives the slot of every range of patterns
+    that share their top 16 bits (sign, exponent, first mantissa bits) and
+    hold no edge, which is all but a few percent of the values in range.
     """
     float_type, int_type, exponent_bits, mantissa_bits = _LAYOUT[dtype]
     edges = _edge_bits(bins.magnitudes()[:-1], float_type, int_type)
@@ -297,12 +341,17 @@ def bin_table(bins: HistogramBins, dtype: torch.dtype) -> BinTable:
     k = np.arange(bins.per_sign + 2)
     positive = np.where(k > bins.per_sign, bins.nan_slot, bins.center + k)
     negative = np.where(k > bins.per_sign, bins.nan_slot, bins.center - k)
+    magnitude_mask = (1 << (exponent_bits + mantissa_bits)) - 1
+    parts = (magnitude_mask, shift, base.astype(np.int64), below_edge.astype(np.int64))
+    bits = 1 + exponent_bits + mantissa_bits
     return BinTable(
-        magnitude_mask=(1 << (exponent_bits + mantissa_bits)) - 1,
+        magnitude_mask=magnitude_mask,
         shift=shift,
-        base=base.astype(np.int64),
-        below_edge=below_edge.astype(np.int64),
+        base=parts[2],
+        below_edge=parts[3],
         fold=np.concatenate([positive, negative]).astype(np.int64),
+        top=_top_table(parts, bins.per_sign + 2, int_type, bits),
+        top_shift=bits - TOP_BITS,
     )
 
 

@@ -269,9 +269,7 @@ class Probe:
     ) -> None:
         if not self._collector.recording or self._collector.closed:
             return
-        for row in self._collector.rows:
-            for param in row.params:
-                param.snapshot = param.parameter.detach().clone()
+        self._collector.take_snapshots()
 
     def _after_optimizer_step(
         self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any
