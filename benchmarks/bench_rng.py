@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,6 +92,7 @@ def fills(count: int, repeats: int) -> list[str]:
             f"{alone / mine:.2f}x | {mine / fill:.1f}x ({fill * 1e3:.1f} ms) | {spreads} |"
         )
         print(lines[-1], flush=True)
+    lines += floors(out, repeats)
     small = min(count, 1 << 20)
     part = out[:small]
     with use_backend("torch"):
@@ -100,6 +102,69 @@ def fills(count: int, repeats: int) -> list[str]:
         f"on {small / 2**20:.0f}M values"
     )
     return lines
+
+
+def floors(out: torch.Tensor, repeats: int) -> list[str]:
+    """The two stages of a float32 normal fill timed apart, on all cores, against ``fill_`` in the same rounds.
+
+    The stream's values are made in two stages per chunk of Philox blocks:
+    the words (Philox4x32-10, which every distribution of the stream needs,
+    one 32-bit word per float32 value) and the transform of the words into
+    values (Box-Muller for the normal). Each stage alone, over as many values
+    as ``out`` holds, bounds from below what any fill of this stream costs.
+    """
+    from initlab.rng import kernels
+
+    if not kernels.available():
+        return ["stages of the fill: not measured (numba is not installed)"]
+    stages = _stage_kernels()
+    count = out.numel()
+    chunk = 4 * kernels.CHUNK_BLOCKS
+    chunks = count // chunk
+    threads = initlab.rng.get_threads()
+    k0, k1 = kernels.key_words(12345, 678)
+    flat = out.numpy()
+    timings = interleaved({
+        "fill_": lambda: out.fill_(1.0),
+        "words": lambda: stages[0](chunks, threads, k0, k1),
+        "transform": lambda: stages[1](flat, chunks, threads, k0, k1),
+        "normal": lambda: Keyed(0).child("bench").normal_(out, 0.0, 0.02),
+    }, repeats)
+    fill = timings["fill_"].median
+    lines = [f"stages of a float32 fill, {count / 2**20:.0f}M values, {threads} threads, medians of the same rounds:"]
+    for name, what in (("words", "Philox4x32-10 words alone (every distribution of the stream needs them)"),
+                       ("transform", "normal transform alone (words in cache, values written to the tensor)"),
+                       ("normal", "normal fill, both stages")):
+        lines.append(f"  {what}: {timings[name].median * 1e3:.1f} ms = {timings[name].median / fill:.1f}x `fill_` "
+                     f"({fill * 1e3:.1f} ms)")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def _stage_kernels() -> tuple[Callable[..., None], Callable[..., None]]:
+    """Compiled loops that run one stage of the float32 normal kernel over whole chunks, on numba's threads."""
+    from numba import njit, prange
+
+    from initlab.rng import kernels
+
+    fill_words, normal_values, blocks = kernels._fill_words, kernels._normal32_values, kernels.CHUNK_BLOCKS
+
+    @njit(parallel=True, error_model="numpy")
+    def words_only(chunks, threads, k0, k1):  # type: ignore[no-untyped-def]
+        scratch = np.empty((threads, 4 * blocks), dtype=np.uint32)
+        for thread in prange(threads):
+            for chunk in range(thread, chunks, threads):
+                fill_words(scratch[thread], chunk * blocks, blocks, k0, k1)
+
+    @njit(parallel=True, error_model="numpy")
+    def transform_only(out, chunks, threads, k0, k1):  # type: ignore[no-untyped-def]
+        scratch = np.empty((threads, 4 * blocks), dtype=np.uint32)
+        for thread in prange(threads):
+            fill_words(scratch[thread], thread * blocks, blocks, k0, k1)
+            for chunk in range(thread, chunks, threads):
+                normal_values(out[chunk * 4 * blocks : (chunk + 1) * 4 * blocks], scratch[thread], 4 * blocks, 0.0, 0.02)
+
+    return words_only, transform_only
 
 
 class Block(nn.Module):

@@ -524,3 +524,31 @@ def test_top_bits_table_leaves_few_values_to_the_edge_comparison() -> None:
     top = values.numpy().view(np.uint32) >> np.uint32(table.top_shift)
     compared = float(np.mean(table.top[top] == TOP_NO_SLOT))
     assert compared < 0.05
+
+
+@needs_numba
+@pytest.mark.parametrize("edit_after_step", [False, True])
+def test_record_weight_sums_are_those_of_the_weights_when_the_step_is_written(edit_after_step: bool) -> None:
+    # the update pass takes the new weights' sums for the record; a change made after it
+    # (here in place, between optimizer.step() and a hand-made probe step) must be read again
+    from initlab.probe import build
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(200, 100), nn.ReLU(), nn.Linear(100, 3))  # 20K weights: the compiled pass
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(32, 200), torch.randint(0, 3, (32,))
+    with il.Probe(net, every=1, optimizer=optimizer, auto_step=False) as session:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        if edit_after_step:
+            with torch.no_grad():
+                net[0].weight.mul_(3.0)
+        row = next(r for r in session._collector.iter_recorded() if r.info.name == "0")
+        record, _ = build.record_of(row)
+        weight = net[0].weight.detach().double()
+        start = build._PARAM_START + build._WEIGHT  # the weight is the row's first parameter
+        assert record[start].item() == pytest.approx(weight.sum().item(), rel=1e-9, abs=1e-9)
+        assert record[start + 1].item() == pytest.approx((weight * weight).sum().item(), rel=1e-9)
+        assert (row.params[0].current_sums() is None) == edit_after_step
+        session.step()

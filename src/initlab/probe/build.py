@@ -89,7 +89,11 @@ def _host_record(row: RowState) -> torch.Tensor:
     start = _PARAM_START
     for param in row.params:
         assert param.host is not None
-        _, total, squares, _, _ = host_moments(param.parameter.detach(), bounds=False)
+        sums = param.current_sums()
+        if sums is None:
+            _, total, squares, _, _ = host_moments(param.parameter.detach(), bounds=False)
+        else:
+            total, squares = sums
         record[start : start + PARAM.SIZE] = param.host
         record[start + _WEIGHT : start + _PARAM_WIDTH] = (total, squares, float(param.parameter.numel()))
         start += _PARAM_WIDTH

@@ -275,6 +275,8 @@ class ParamState:
     snapshot: torch.Tensor | None = None
     # a CPU buffer the snapshot is copied into, kept between steps (see Collector.take_snapshots)
     spare: torch.Tensor | None = None
+    # (parameter version, sum, sum of squares) of the values after the last update, taken in its pass
+    weight_sums: tuple[int, float, float] | None = None
 
     def __post_init__(self) -> None:
         self.host = _host_view(self.acc)
@@ -291,6 +293,14 @@ class ParamState:
 
     def reset(self) -> None:
         self.acc.zero_()
+        self.weight_sums = None
+
+    def current_sums(self) -> tuple[float, float] | None:
+        """(sum, sum of squares) of the parameter's values if its update pass took them and it has not changed since."""
+        sums = self.weight_sums
+        if sums is None or sums[0] != self.parameter._version:
+            return None
+        return sums[1], sums[2]
 
     def add_grad(self, grad: torch.Tensor) -> None:
         values = grad.detach()
@@ -309,8 +319,13 @@ class ParamState:
         host = self.host
         kernels = compiled_kernels(current) if host is not None else None
         if host is not None and kernels is not None and self.snapshot.dtype == current.dtype and self.snapshot.is_contiguous():
-            # one pass over both, no difference tensor written; a non-finite change stays non-finite
-            squares = kernels.squared_distance(self.snapshot.reshape(-1).numpy(), current.reshape(-1).numpy())
+            # one pass over both, no difference tensor written; a non-finite change stays non-finite;
+            # the same pass takes the new values' sums, which the step's record reads
+            squares, total, weight_squares = kernels.change_and_sums(
+                self.snapshot.numpy().reshape(-1), current.numpy().reshape(-1)
+            )
+            if math.isfinite(total) and math.isfinite(weight_squares):
+                self.weight_sums = (self.parameter._version, total, weight_squares)
             host[PARAM.UPDATE_SUMSQ] += squares if math.isfinite(squares) else _finite_change_sumsq(self.snapshot, current)
             host[PARAM.UPDATES] += 1.0
             self.snapshot = None

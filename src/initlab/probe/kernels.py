@@ -20,7 +20,7 @@ from numba import njit, prange
 # the entry of a top-bits table whose range of patterns holds a bin edge (histogram.bin_table)
 NO_SLOT = np.uint64(0xFFFF)
 
-__all__ = ["sums", "squared_distance", "finite_sums", "bounds", "count_bins", "count_bins_parallel", "threads"]
+__all__ = ["sums", "change_and_sums", "finite_sums", "bounds", "count_bins", "count_bins_parallel", "threads"]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -36,13 +36,22 @@ def sums(values: np.ndarray) -> tuple[float, float]:
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def squared_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """Sum of (first - second)**2 in float64 (the difference taken in the arrays' dtype), in one pass."""
+def change_and_sums(before: np.ndarray, after: np.ndarray) -> tuple[float, float, float]:
+    """(sum of (before - after)**2, sum of after, sum of after**2) in float64, in one pass over both.
+
+    The difference is taken in the arrays' dtype; NaN or inf in either makes
+    the results non-finite.
+    """
+    change_squares = 0.0
     total = 0.0
-    for i in range(first.shape[0]):
-        change = np.float64(first[i] - second[i])
-        total += change * change
-    return total
+    squares = 0.0
+    for i in range(after.shape[0]):
+        change = np.float64(before[i] - after[i])
+        value = np.float64(after[i])
+        change_squares += change * change
+        total += value
+        squares += value * value
+    return change_squares, total, squares
 
 
 @njit(cache=True)
