@@ -385,14 +385,14 @@ def _edge_probe_values(dtype: torch.dtype) -> torch.Tensor:
     return torch.cat([(magnitudes * signs).to(dtype), around, -around, special])
 
 
-def _exact_bins(values: torch.Tensor) -> np.ndarray:
+def _exact_bins(values: torch.Tensor, bins: HistogramBins = DEFAULT_BINS) -> np.ndarray:
     """Counts per bin from float64 comparisons of |x| with the edges: bin k holds k edges <= |x|."""
     array = values.to(torch.float64).numpy()
     finite = np.isfinite(array)
-    k = np.searchsorted(DEFAULT_BINS.magnitudes()[:-1], np.abs(array[finite]), side="right")
-    index = np.where(np.signbit(array[finite]), DEFAULT_BINS.center - k, DEFAULT_BINS.center + k)
-    counts = np.bincount(index, minlength=DEFAULT_BINS.num_bins + 1).astype(np.float64)
-    counts[DEFAULT_BINS.nan_slot] += (~finite).sum()
+    k = np.searchsorted(bins.magnitudes()[:-1], np.abs(array[finite]), side="right")
+    index = np.where(np.signbit(array[finite]), bins.center - k, bins.center + k)
+    counts = np.bincount(index, minlength=bins.num_bins + 1).astype(np.float64)
+    counts[bins.nan_slot] += (~finite).sum()
     return counts
 
 
@@ -478,17 +478,6 @@ def test_histograms_counted_from_several_threads_at_once_and_on_any_thread_count
         assert all(np.array_equal(counts, alone[index]) for counts in results[index])
 
 
-def _exact_bins_of(bins: HistogramBins, values: torch.Tensor) -> np.ndarray:
-    """:func:`_exact_bins` for any bins."""
-    array = values.to(torch.float64).numpy()
-    finite = np.isfinite(array)
-    k = np.searchsorted(bins.magnitudes()[:-1], np.abs(array[finite]), side="right")
-    index = np.where(np.signbit(array[finite]), bins.center - k, bins.center + k)
-    counts = np.bincount(index, minlength=bins.num_bins + 1).astype(np.float64)
-    counts[bins.nan_slot] += (~finite).sum()
-    return counts
-
-
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bins", [DEFAULT_BINS, HistogramBins(low=-30, high=30, per_decade=10)], ids=["default", "fine"])
@@ -506,12 +495,12 @@ def test_compiled_histogram_of_random_bit_patterns_equals_the_exact_bins(dtype: 
         patterns[::2] = -patterns[::2]  # both signs
     values = torch.from_numpy(patterns.view(np.float32 if dtype == torch.float32 else np.float64).copy())
     assert values.numel() >= 2 * COMPILED_MIN
-    assert np.array_equal(bins.count(values).numpy(), _exact_bins_of(bins, values))
+    assert np.array_equal(bins.count(values).numpy(), _exact_bins(values, bins))
     # and near every edge of these bins
     edges = torch.from_numpy(bins.magnitudes()).to(dtype)
     around = torch.cat([edges, torch.nextafter(edges, edges.new_tensor(0.0)), torch.nextafter(edges, edges.new_tensor(math.inf))])
     near = torch.cat([around, -around]).repeat(COMPILED_MIN // around.numel() + 1)
-    assert np.array_equal(bins.count(near).numpy(), _exact_bins_of(bins, near))
+    assert np.array_equal(bins.count(near).numpy(), _exact_bins(near, bins))
 
 
 @needs_numba
