@@ -375,3 +375,18 @@ def test_parameter_snapshots_reuse_their_buffers_within_the_budget_and_measure_t
     assert all(len(set(pointers)) == 1 and pointers[0] != -1 for pointers in all_kept.values())
     assert partly["0.weight"][0] != -1 and len(set(partly["0.weight"])) == 1
     assert partly["2.weight"] == [-1, -1, -1]
+
+
+def test_a_closed_probe_holds_no_snapshot_buffers() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    x, y = torch.randn(16, 32), torch.randint(0, 8, (16,))
+    with il.Probe(net, every=1, optimizer=optimizer) as session:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        params = [param for row in session._collector.rows for param in row.params]
+        assert all(param.spare is not None for param in params)
+    assert all(param.spare is None and param.snapshot is None for param in params)
+    assert session.report().steps == [0]  # the report stays readable

@@ -501,6 +501,9 @@ class Collector:
         self.closed = True
         self._recording = False
         self._detach()
+        for row in self.rows:
+            for param in row.params:
+                param.spare = param.snapshot = None  # the kept snapshot buffers go with the hooks
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
