@@ -1,11 +1,14 @@
 """Compiled CPU passes of the probe (numba): moments, bounds and histogram counts of a tensor.
 
 Each function reads a contiguous 1-D NumPy view of a CPU tensor once.
-:mod:`initlab.probe.collector` and :mod:`initlab.probe.histogram` call them for
-tensors of at least ``histogram.COMPILED_MIN`` values when numba is
-installed (extra ``fast``); otherwise the same statistics come from PyTorch
-operations. Sums are float64 in any order (the PyTorch path sums in another
-one), so the two agree to float64 rounding; counts agree exactly.
+:mod:`initlab.probe.collector` and :mod:`initlab.probe.histogram` call them
+when numba is installed (extra ``fast``): the first tensor of
+``histogram.COMPILED_MIN`` values or more loads them, and from then on
+contiguous CPU tensors of any size use them (see
+:func:`initlab.probe.histogram.compiled_kernels`); otherwise the same
+statistics come from PyTorch operations. Sums are float64 in any order (the
+PyTorch path sums in another one), so the two agree to float64 rounding;
+counts agree exactly.
 
 Importing this module needs numba; :mod:`initlab.probe.histogram` imports it
 on first use only.
