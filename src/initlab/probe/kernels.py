@@ -7,8 +7,9 @@ when numba is installed (extra ``fast``): the first tensor of
 contiguous CPU tensors of any size use them (see
 :func:`initlab.probe.histogram.compiled_kernels`); otherwise the same
 statistics come from PyTorch operations. Sums are float64 in any order (the
-PyTorch path sums in another one), so the two agree to float64 rounding;
-counts agree exactly.
+PyTorch path sums in another one), so the two agree to float64 rounding.
+Counts are exact here; the PyTorch path bins by ``log10|x|``, which can move
+a value within one rounding of an edge into the next bin.
 
 Importing this module needs numba; :mod:`initlab.probe.histogram` imports it
 on first use only.
