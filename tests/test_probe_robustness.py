@@ -346,7 +346,7 @@ def test_update_size_is_the_sum_of_squares_of_the_finite_changes(size: int, pois
     assert state.snapshot is None
 
 
-def test_parameter_snapshots_reuse_their_buffers_within_the_budget_and_measure_the_same_updates(monkeypatch) -> None:
+def test_parameter_snapshots_reuse_their_buffers_within_the_budget_measure_the_same_updates_and_go_on_close(monkeypatch) -> None:
     from initlab.probe import collector
 
     def run(budget: int) -> tuple[list[float], dict[str, list[int]]]:
@@ -365,6 +365,10 @@ def test_parameter_snapshots_reuse_their_buffers_within_the_budget_and_measure_t
                     for param in row.params:
                         buffers.setdefault(param.name, []).append(-1 if param.spare is None else param.spare.data_ptr())
             ratios = [row.update_weight_ratio for row in session.report().rows if row.update_weight_ratio is not None]
+        # a closed probe holds no snapshot buffer, and its report stays readable
+        params = [param for row in session._collector.rows for param in row.params]
+        assert all(param.spare is None and param.snapshot is None for param in params)
+        assert session.report().steps == [0, 1, 2]
         return ratios, buffers
 
     cloned, none_kept = run(0)
@@ -376,17 +380,3 @@ def test_parameter_snapshots_reuse_their_buffers_within_the_budget_and_measure_t
     assert partly["0.weight"][0] != -1 and len(set(partly["0.weight"])) == 1
     assert partly["2.weight"] == [-1, -1, -1]
 
-
-def test_a_closed_probe_holds_no_snapshot_buffers() -> None:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    x, y = torch.randn(16, 32), torch.randint(0, 8, (16,))
-    with il.Probe(net, every=1, optimizer=optimizer) as session:
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        optimizer.step()
-        params = [param for row in session._collector.rows for param in row.params]
-        assert all(param.spare is not None for param in params)
-    assert all(param.spare is None and param.snapshot is None for param in params)
-    assert session.report().steps == [0]  # the report stays readable
