@@ -507,6 +507,9 @@ def test_compiled_histogram_of_random_bit_patterns_equals_the_exact_bins(dtype: 
 def test_top_bits_table_leaves_few_values_to_the_edge_comparison() -> None:
     # the fast path: Gaussian activations mostly find their slot from their top 16 bits alone
     from initlab.probe.histogram import TOP_NO_SLOT, bin_table
+    from initlab.probe.kernels import NO_SLOT
+
+    assert int(NO_SLOT) == TOP_NO_SLOT  # the table's marker is the one the kernel tests for
 
     values = torch.randn(1 << 16, generator=torch.Generator().manual_seed(0))
     table = bin_table(DEFAULT_BINS, torch.float32)

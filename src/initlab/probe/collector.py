@@ -284,12 +284,14 @@ class ParamState:
     def take_snapshot(self, keep: bool) -> None:
         """Copy the parameter before the optimizer step: into ``spare`` (made once) with ``keep``, else a clone."""
         current = self.parameter.detach()
+        if not keep:
+            self.spare = None
+            self.snapshot = current.clone()
+            return
         spare = self.spare
-        if keep and (
-            spare is None or spare.shape != current.shape or spare.dtype != current.dtype or spare.device != current.device
-        ):
+        if spare is None or spare.shape != current.shape or spare.dtype != current.dtype or spare.device != current.device:
             spare = self.spare = torch.empty_like(current, memory_format=torch.contiguous_format)
-        self.snapshot = spare.copy_(current) if keep and spare is not None else current.clone()
+        self.snapshot = spare.copy_(current)
 
     def reset(self) -> None:
         self.acc.zero_()
@@ -752,10 +754,7 @@ class Collector:
                 tensor = param.parameter
                 size = tensor.numel() * tensor.element_size()
                 keep = tensor.device.type == "cpu" and kept + size <= SNAPSHOT_KEEP_BYTES
-                if keep:
-                    kept += size
-                else:
-                    param.spare = None
+                kept += size if keep else 0
                 param.take_snapshot(keep)
 
     # -- reading -------------------------------------------------------------------------

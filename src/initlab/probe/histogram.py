@@ -342,15 +342,15 @@ def bin_table(bins: HistogramBins, dtype: torch.dtype) -> BinTable:
     positive = np.where(k > bins.per_sign, bins.nan_slot, bins.center + k)
     negative = np.where(k > bins.per_sign, bins.nan_slot, bins.center - k)
     magnitude_mask = (1 << (exponent_bits + mantissa_bits)) - 1
-    parts = (magnitude_mask, shift, base.astype(np.int64), below_edge.astype(np.int64))
+    base, below_edge = base.astype(np.int64), below_edge.astype(np.int64)
     bits = 1 + exponent_bits + mantissa_bits
     return BinTable(
         magnitude_mask=magnitude_mask,
         shift=shift,
-        base=parts[2],
-        below_edge=parts[3],
+        base=base,
+        below_edge=below_edge,
         fold=np.concatenate([positive, negative]).astype(np.int64),
-        top=_top_table(parts, bins.per_sign + 2, int_type, bits),
+        top=_top_table((magnitude_mask, shift, base, below_edge), bins.per_sign + 2, int_type, bits),
         top_shift=bits - TOP_BITS,
     )
 
